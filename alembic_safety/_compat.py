@@ -1,0 +1,57 @@
+"""Every use of a private or semi-private Alembic API lives here, so an Alembic upgrade that
+changes one of them breaks in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import alembic.context as _context_module
+import alembic.op as _op_module
+from alembic.runtime.migration import MigrationContext
+
+
+def current_migration_context() -> MigrationContext | None:
+    """The MigrationContext whose migrations are running now (the ``op`` proxy's), if any."""
+    proxy = _op_module.__dict__.get("_proxy")
+    ctx = getattr(proxy, "migration_context", None)
+    return ctx if isinstance(ctx, MigrationContext) else None
+
+
+@contextmanager
+def proxies_swapped(op_obj: Any, context_obj: Any) -> Iterator[None]:
+    """Point the ``alembic.op`` and ``alembic.context`` module proxies at other objects for the
+    duration (how a revision's ``upgrade()`` is recorded instead of run)."""
+    prev_op = _op_module.__dict__.get("_proxy")
+    prev_ctx = _context_module.__dict__.get("_proxy")
+    _op_module.__dict__["_proxy"] = op_obj
+    _context_module.__dict__["_proxy"] = context_obj
+    try:
+        yield
+    finally:
+        _op_module.__dict__["_proxy"] = prev_op
+        _context_module.__dict__["_proxy"] = prev_ctx
+
+
+def environment_context(context: Any) -> Any:
+    """The EnvironmentContext behind ``alembic.context`` (or the object itself)."""
+    if context is _context_module:
+        return _context_module.__dict__.get("_proxy")
+    return context
+
+
+def add_version_apply_callback(ctx: MigrationContext, callback: Callable[..., None]) -> None:
+    """Append an ``on_version_apply`` callback after ``context.configure()`` ran (idempotent)."""
+    existing = tuple(ctx.on_version_apply_callbacks or ())
+    if callback not in existing:
+        ctx.on_version_apply_callbacks = (*existing, callback)
+
+
+def emit_offline(ctx: MigrationContext, sql: str) -> None:
+    """Write a statement into an offline (``--sql``) script, with the dialect's terminator."""
+    ctx.impl.static_output(sql.rstrip() + ctx.impl.command_terminator)
+
+
+def emit_offline_comment(ctx: MigrationContext, text: str) -> None:
+    ctx.impl.static_output("\n".join(f"-- {line}" for line in text.splitlines()))

@@ -1,0 +1,329 @@
+"""The ``alembic-safety`` command: parses, calls the library, renders.  The only module that
+prints or chooses exit codes (0 success, 1 problems found, 2 usage/config/environment)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from . import project as lib
+from ._version import __version__
+from .audit import redact_text
+from .errors import SafetyError
+from .snapshot.manifest import Manifest
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"alembic-safety: error: {redact_text(message)}", err=True)
+    sys.exit(code)
+
+
+class SafetyGroup(click.Group):
+    """Turns every error into one line on stderr and an exit code (``--traceback`` to see more)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except SafetyError as exc:
+            self._traceback(ctx)
+            _fail(exc.message, exc.exit_code)
+        except sa.exc.SQLAlchemyError as exc:
+            self._traceback(ctx)
+            orig = getattr(exc, "orig", None) or exc
+            first = str(orig).strip().splitlines()
+            _fail(f"database error: {first[0] if first else type(exc).__name__}")
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:
+            self._traceback(ctx)
+            _fail(f"unexpected {type(exc).__name__}: {exc} (run with --traceback and report it)")
+
+    @staticmethod
+    def _traceback(ctx: click.Context) -> None:
+        if ctx.params.get("traceback"):
+            traceback.print_exc()
+
+
+@click.group(cls=SafetyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_file", default="alembic.ini", envvar="ALEMBIC_CONFIG",
+              show_default=True, help="Alembic configuration file.")
+@click.option("-n", "--name", default="alembic", show_default=True, help="Section of the ini file to use.")
+@click.option("-x", "x_args", multiple=True, metavar="KEY=VALUE",
+              help="Extra arguments for env.py; [alembic_safety] keys given here override alembic.ini.")
+@click.option("--traceback", is_flag=True, help="Show the Python traceback of an error.")
+@click.version_option(__version__, prog_name="alembic-safety")
+@click.pass_context
+def main(ctx: click.Context, config_file: str, name: str, x_args: tuple[str, ...], traceback: bool) -> None:
+    """Make every Alembic revision recoverable: snapshots of the data each revision step puts at
+    risk, taken by `alembic upgrade`/`downgrade` once env.py calls alembic_safety.install(context)."""
+    ctx.obj = {"config_file": config_file, "name": name, "x": x_args}
+
+
+def _project(ctx: click.Context) -> lib.Project:
+    o = ctx.find_root().obj
+    return lib.load_project(o["config_file"], o["name"], o["x"])
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _table_of_backups(backups: list[Manifest] | tuple[Manifest, ...]) -> Table:
+    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("id", "kind", "revisions", "tables", "rows", "size"):
+        t.add_column(col, justify="right" if col in ("rows", "size") else "left", no_wrap=col == "id")
+    for m in backups:
+        revs = f"{m.revision_from or 'base'} -> {m.revision_to or 'base'}" if m.direction else (m.revision_from or "base")
+        t.add_row(m.id, m.kind, revs, ", ".join(x.key for x in m.tables), str(m.total_rows), _human(m.total_bytes))
+    return t
+
+
+# -- init ----------------------------------------------------------------------------------------
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Show the changes without writing them.")
+@click.pass_context
+def init(ctx: click.Context, dry_run: bool) -> None:
+    """Wire env.py (alembic_safety.install(context)) and add [alembic_safety] to alembic.ini."""
+    from .wiring import apply_changes, plan_init
+
+    project = _project(ctx)
+    env_py = Path(project.script().dir) / "env.py"
+    changes = plan_init(Path(project.alembic.config_file_name or "alembic.ini"), env_py)
+    changed = [c for c in changes if c.changed]
+    if not changed:
+        out.print("Already set up: env.py calls alembic_safety.install(context) and alembic.ini has [alembic_safety].")
+        return
+    for c in changed:
+        out.print(c.diff(), markup=False, end="")
+    if dry_run:
+        out.print("(dry run: nothing written)")
+        return
+    apply_changes(changed)
+    project.audit.write("init", files=[str(c.path) for c in changed])
+    out.print(f"Updated {', '.join(str(c.path) for c in changed)}. `alembic upgrade` now snapshots at-risk data "
+              f"into {project.config.backup_dir}.")
+
+
+# -- backup / backups / show / prune --------------------------------------------------------------
+@main.command()
+@click.argument("name", required=False, default="")
+@click.option("--tables", help="Comma-separated tables (schema.table allowed); default: all tables.")
+@click.pass_context
+def backup(ctx: click.Context, name: str, tables: str | None) -> None:
+    """Snapshot all tables, or the ones named, now."""
+    project = _project(ctx)
+    table_list = [t for t in (tables or "").split(",") if t.strip()] if tables is not None else None
+    if tables is not None and not table_list:
+        raise SafetyError("--tables is empty; name at least one table or leave the option out")
+    show_progress = err.is_terminal
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=err, disable=not show_progress, transient=True) as progress:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def on_progress(table: str, raw: int, rows: int) -> None:
+            if table not in tasks:
+                tasks[table] = progress.add_task(table, total=None)
+            progress.update(tasks[table], completed=raw)
+
+        manifests = lib.manual_backup(project, name, table_list, progress=on_progress)
+    for m in manifests:
+        out.print(f"Backup {m.id}: {len(m.tables)} table(s), {m.total_rows} rows, {_human(m.total_bytes)}")
+        for t in m.tables:
+            out.print(f"  {t.key}: {t.rows} rows, {_human(t.bytes)}, {t.checksum[:23]}…")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def backups(ctx: click.Context, fmt: str) -> None:
+    """List complete backups (newest first) and any incomplete ones."""
+    project = _project(ctx)
+    store = project.store
+    items = store.list()
+    incomplete = store.incomplete()
+    if fmt == "json":
+        data = [m.summary() for m in items] + [
+            {"id": i.id, "kind": None, "created_at": None, "revision_from": None, "revision_to": None,
+             "direction": None, "complete": False, "total_bytes": None, "tables": [], "reason": i.reason}
+            for i in incomplete
+        ]  # fmt: skip
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not items:
+        out.print(f"No backups in {project.config.backup_dir}.")
+    else:
+        out.print(_table_of_backups(items))
+    for i in incomplete:
+        out.print(f"[yellow]incomplete[/yellow] {i.id}: {i.reason} (not usable; `alembic-safety prune` removes it)")
+
+
+@main.command()
+@click.argument("backup_id")
+@click.option("--verify", "do_verify", is_flag=True, help="Re-read every data file and check its checksum.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def show(ctx: click.Context, backup_id: str, do_verify: bool, fmt: str) -> None:
+    """Show one backup's manifest; with --verify, check its data (exit 1 on a mismatch)."""
+    project = _project(ctx)
+    if do_verify:
+        manifest, results = lib.verify(project, backup_id)
+    else:
+        manifest, results = lib.show_backup(project, backup_id), []
+    bad = [r for r in results if not r.ok]
+    if fmt == "json":
+        data = json.loads(manifest.to_json())
+        if do_verify:
+            data["verify"] = [{"table": r.table, "file": r.file, "ok": r.ok, "detail": r.detail} for r in results]
+        click.echo(json.dumps(data, indent=2))
+    else:
+        out.print(f"[bold]{manifest.id}[/bold]  {manifest.kind}  created {manifest.created_at}")
+        if manifest.direction:
+            out.print(f"  {manifest.direction} {manifest.revision_from or 'base'} -> {manifest.revision_to or 'base'}")
+        out.print(f"  {manifest.dialect} {manifest.database}  store={manifest.store}  {manifest.hash_algorithm}/{manifest.compression}")
+        for t in manifest.tables:
+            part = "all columns" if t.columns is None else f"columns {', '.join(t.columns)}"
+            if t.where:
+                part += f" where {t.where}"
+            out.print(f"  {t.key}: {part}; {t.rows} rows, {_human(t.bytes)} ({'; '.join(t.reasons)})", markup=False)
+        for note in manifest.notes:
+            out.print(f"  note: {note}", markup=False)
+        for r in results:
+            mark = "[green]ok[/green]" if r.ok else "[red]BAD[/red]"
+            out.print(f"  verify {r.table} ({r.file}): {mark} {r.detail}")
+    if bad:
+        click.echo(f"alembic-safety: backup {manifest.id} failed verification ({len(bad)} problem(s))", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--keep", type=click.IntRange(min=0), help="Complete backups to keep (default: the keep setting).")
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@click.pass_context
+def prune(ctx: click.Context, keep: int | None, dry_run: bool) -> None:
+    """Remove old complete backups beyond --keep and every interrupted one."""
+    result = lib.prune(_project(ctx), keep, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for m in result.removed:
+        out.print(f"{verb} {m.id} ({_human(m.total_bytes)})")
+    for i in result.removed_incomplete:
+        out.print(f"{verb} {i.id} ({i.reason})")
+    if not result.removed and not result.removed_incomplete:
+        out.print("Nothing to prune.")
+    out.print(f"{result.kept} complete backup(s) kept.")
+
+
+# -- status ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def status(ctx: click.Context, fmt: str) -> None:
+    """Current and head revisions, pending revisions, latest backups and events."""
+    st = lib.status(_project(ctx))
+    if fmt == "json":
+        click.echo(json.dumps({
+            "current": list(st.current) if st.current is not None else None,
+            "heads": list(st.heads), "pending": st.pending, "database_error": st.database_error,
+            "backup_dir": st.backup_dir, "backups": [m.summary() for m in st.backups],
+            "incomplete_backups": [{"id": i.id, "reason": i.reason} for i in st.incomplete],
+            "events": list(st.events),
+        }, indent=2, default=str))  # fmt: skip
+    else:
+        cur = "unknown" if st.current is None else (", ".join(st.current) or "base (empty)")
+        out.print(f"[bold]current[/bold]  {cur}")
+        out.print(f"[bold]heads[/bold]    {', '.join(st.heads) or '-'}")
+        if st.pending is not None:
+            out.print(f"[bold]pending[/bold]  {st.pending} revision(s)")
+        out.print(f"[bold]backups[/bold]  {st.backup_dir}")
+        if st.backups:
+            out.print(_table_of_backups(st.backups))
+        for i in st.incomplete:
+            out.print(f"  [yellow]incomplete[/yellow] {i.id}: {i.reason}")
+        if st.events:
+            out.print("[bold]recent events[/bold]")
+            for e in st.events:
+                detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("ts", "event") and v not in (None, [], ""))
+                out.print(f"  {e.get('ts')}  {e.get('event')}  {detail}", markup=False)
+    if st.database_error:
+        _fail(st.database_error)
+
+
+# -- demo --------------------------------------------------------------------------------------
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Build the demo project here (kept) instead of a temporary folder.")
+def demo(directory: Path | None) -> None:
+    """The whole story on an embedded SQLite: a destructive revision, snapshotted and verified."""
+    from .demo import run_demo
+
+    def tell(folder: Path) -> None:
+        out.print(f"[bold]alembic-safety demo[/bold] in {folder}\n")
+        out.print("1. A new Alembic project (`alembic init`) on SQLite, wired by `alembic-safety init`:")
+        result = run_demo(folder)
+        for c in result.wiring:
+            added = [line[1:].strip() for line in c.diff().splitlines()
+                     if line.startswith("+") and not line.startswith("+++") and line[1:].strip()]
+            out.print(f"   {c.path.name}: + " + "; + ".join(a for a in added if not a.startswith("#")), markup=False)
+        out.print("\n2. `alembic upgrade head` ran three revisions; alembic-safety said:")
+        for line in result.alembic_output.splitlines():
+            if "alembic.safety" in line or "Running upgrade" in line:
+                out.print(f"   {line.strip()}", markup=False)
+        out.print("\n3. Backups now on disk:")
+        out.print(_table_of_backups(result.backups))
+        r = result.risky
+        out.print(f"\n4. The risky revision {r.revision_to} ({r.name}) destroyed:")
+        for what, n in result.lost.items():
+            out.print(f"   - {what}: {n} value(s)/row(s)")
+        out.print(f"   Before it ran, backup {r.id} copied:")
+        for t in r.tables:
+            part = "all columns" if t.columns is None else f"columns {', '.join(t.columns)}"
+            if t.where:
+                part += f" where {t.where}"
+            out.print(f"   - {t.key} ({part}): {t.rows} rows", markup=False)
+        ok = all(v.ok for v in result.verified)
+        out.print(f"\n5. `alembic-safety show {r.id} --verify`: "
+                  + ("[green]every checksum matches[/green]" if ok else "[red]CHECKSUM MISMATCH[/red]"))
+        out.print("   The phone numbers read back from the snapshot equal the destroyed ones: "
+                  + ("[green]yes[/green]" if result.digest_match else "[red]NO[/red]"))
+        out.print("\nIn plain words: the revision dropped a column, deleted rows and dropped a table, and "
+                  "every value it destroyed is in a checksummed backup that names the revision.")
+        if not (ok and result.digest_match):
+            _fail("the demo's backup did not verify", 1)
+
+    if directory is not None:
+        tell(directory)
+    else:
+        with tempfile.TemporaryDirectory(prefix="alembic-safety-demo-") as tmp:
+            tell(Path(tmp))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI in-process (tests); returns the exit code."""
+    try:
+        main.main(args=argv, prog_name="alembic-safety", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+

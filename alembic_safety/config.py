@@ -1,0 +1,236 @@
+"""SafetyConfig: the ``[alembic_safety]`` settings, with ``-x`` and environment overrides.
+
+Precedence, highest first: ``-x key=value`` on the command line, ``ALEMBIC_SAFETY_KEY``
+environment variables, the ``[alembic_safety]`` section of alembic.ini, the defaults below.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SECTION = "alembic_safety"
+ENV_PREFIX = "ALEMBIC_SAFETY_"
+
+POLICIES = ("at-risk", "touched", "all", "none")
+STORES = ("files",)
+OVERSIZE = ("error", "warn")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: its key, its default as written in alembic.ini, and its help."""
+
+    key: str
+    default: str
+    help: str
+
+
+# The single source of the settings' names, defaults and documentation: the parser below,
+# the alembic.ini section that ``init`` writes and the README's reference all come from here.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("enabled", "true", "false turns every hook off (alembic runs as if we were absent)"),
+    Setting("backup_dir", "backups", "where backups and the audit log live; relative to this file"),
+    Setting("store", "files", "where snapshots are kept: files"),
+    Setting("snapshot", "at-risk", "what each step snapshots: at-risk | touched | all | none"),
+    Setting("include_tables", "", "only these tables are ever snapshotted (comma-separated globs)"),
+    Setting("exclude_tables", "", "these tables are never snapshotted (comma-separated globs)"),
+    Setting(
+        "max_snapshot_bytes", "0", "refuse a step whose snapshot grows past this (0 = no limit)"
+    ),
+    Setting("oversize", "error", "what happens past max_snapshot_bytes: error | warn"),
+    Setting("keep", "10", "complete backups kept after each new one (0 = keep all)"),
+    Setting("compression_level", "3", "zstd level for snapshot files, 1 (fast) to 19"),
+    Setting("lock_timeout", "10s", "how long to wait for the at-risk tables' lock (0 = forever)"),
+)
+KEYS = frozenset(s.key for s in SETTINGS)
+DEFAULTS = {s.key: s.default for s in SETTINGS}
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024,
+    "m": 1000**2, "mb": 1000**2, "mib": 1024**2, "mi": 1024**2,
+    "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "gi": 1024**3,
+    "t": 1000**4, "tb": 1000**4, "tib": 1024**4, "ti": 1024**4,
+}  # fmt: skip
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$", re.IGNORECASE)
+_SECONDS = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Validated settings. Build it with :func:`load_config`, or directly in tests."""
+
+    backup_dir: Path
+    enabled: bool = True
+    store: str = "files"
+    snapshot: str = "at-risk"
+    include_tables: tuple[str, ...] = ()
+    exclude_tables: tuple[str, ...] = ()
+    max_snapshot_bytes: int | None = None
+    oversize: str = "error"
+    keep: int = 10
+    compression_level: int = 3
+    lock_timeout: float = 10.0
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def wants_table(self, name: str) -> bool:
+        """Whether include/exclude lists allow snapshotting ``name`` (``schema.table`` or bare)."""
+        short = name.rsplit(".", 1)[-1]
+
+        def match(patterns: tuple[str, ...]) -> bool:
+            return any(
+                fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(short, p) for p in patterns
+            )
+
+        if self.include_tables and not match(self.include_tables):
+            return False
+        return not match(self.exclude_tables)
+
+    @property
+    def audit_path(self) -> Path:
+        return self.backup_dir / "audit.jsonl"
+
+
+def parse_bool(value: str, key: str, origin: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} = {value!r} ({origin}) is not a boolean; use true or false")
+
+
+def parse_size(value: str, key: str, origin: str) -> int | None:
+    m = _SIZE.match(value)
+    if not m:
+        raise ConfigError(
+            f"{key} = {value!r} ({origin}) is not a size; use bytes or a unit like 500MB, 2GiB"
+        )
+    n = int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+    return n or None
+
+
+def parse_duration(value: str, key: str, origin: str) -> float:
+    m = _DURATION.match(value)
+    if not m:
+        raise ConfigError(
+            f"{key} = {value!r} ({origin}) is not a duration; use seconds or 500ms, 10s, 2min"
+        )
+    return float(m.group(1)) * _SECONDS[(m.group(2) or "").lower()]
+
+
+def parse_int(value: str, key: str, origin: str, low: int, high: int) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        n = low - 1
+    if not low <= n <= high:
+        raise ConfigError(f"{key} = {value!r} ({origin}) must be a whole number {low}..{high}")
+    return n
+
+
+def parse_choice(value: str, key: str, origin: str, choices: tuple[str, ...]) -> str:
+    v = value.strip().lower()
+    if v not in choices:
+        raise ConfigError(f"{key} = {value!r} ({origin}) must be one of: {' | '.join(choices)}")
+    return v
+
+
+def parse_list(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.replace("\n", ",").split(",") if p.strip())
+
+
+def load_config(
+    ini_values: Mapping[str, str],
+    *,
+    here: Path,
+    x_args: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SafetyConfig:
+    """Merge the three sources and validate every value.
+
+    ``ini_values`` is the ``[alembic_safety]`` section (unknown keys there are an error: they
+    are typos); ``x_args`` are ``-x`` pairs (unknown keys are ignored: they belong to env.py);
+    ``here`` is the folder relative paths are taken from (alembic.ini's folder).
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, tuple[str, str]] = {k: (v, "default") for k, v in DEFAULTS.items()}
+    for key, value in ini_values.items():
+        if key in ("here",):  # configparser's interpolation helper, not a setting
+            continue
+        if key not in KEYS:
+            raise ConfigError(
+                f"unknown setting {key!r} in [{SECTION}]; known: {', '.join(sorted(KEYS))}"
+            )
+        raw[key] = (value, f"[{SECTION}] in alembic.ini")
+    for key in KEYS:
+        env_key = ENV_PREFIX + key.upper()
+        if env_key in environ:
+            raw[key] = (environ[env_key], f"environment {env_key}")
+    for key, value in (x_args or {}).items():
+        bare = key.removeprefix(SECTION + ".")
+        if bare in KEYS:
+            raw[bare] = (value, f"-x {key}")
+
+    def get(key: str) -> tuple[str, str, str]:
+        value, origin = raw[key]
+        return value, key, origin
+
+    backup_dir = Path(raw["backup_dir"][0].strip() or "backups").expanduser()
+    if not backup_dir.is_absolute():
+        backup_dir = here / backup_dir
+    return SafetyConfig(
+        backup_dir=backup_dir,
+        enabled=parse_bool(*get("enabled")),
+        store=parse_choice(*get("store"), STORES),
+        snapshot=parse_choice(*get("snapshot"), POLICIES),
+        include_tables=parse_list(raw["include_tables"][0]),
+        exclude_tables=parse_list(raw["exclude_tables"][0]),
+        max_snapshot_bytes=parse_size(*get("max_snapshot_bytes")),
+        oversize=parse_choice(*get("oversize"), OVERSIZE),
+        keep=parse_int(*get("keep"), 0, 1_000_000),
+        compression_level=parse_int(*get("compression_level"), 1, 19),
+        lock_timeout=parse_duration(*get("lock_timeout")),
+        sources={k: origin for k, (_, origin) in raw.items()},
+    )
+
+
+def from_alembic_config(alembic_cfg: Any, x_args: Mapping[str, str] | None = None) -> SafetyConfig:
+    """Build the config from an ``alembic.config.Config`` (and its ``-x`` arguments)."""
+    from configparser import Error as ParserError
+
+    try:
+        section = dict(alembic_cfg.get_section(SECTION) or {})
+    except ParserError as exc:
+        raise ConfigError(f"alembic.ini cannot be read: {str(exc).splitlines()[0]}") from exc
+    fname = getattr(alembic_cfg, "config_file_name", None)
+    here = Path(fname).resolve().parent if fname else Path.cwd()
+    if x_args is None:
+        x_args = parse_x_args(getattr(getattr(alembic_cfg, "cmd_opts", None), "x", None) or [])
+    return load_config(section, here=here, x_args=x_args)
+
+
+def parse_x_args(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" in pair:
+            k, v = pair.split("=", 1)
+            out[k.strip()] = v
+    return out
+
+
+def ini_section_text() -> str:
+    """The ``[alembic_safety]`` section ``init`` appends to alembic.ini (rendered template)."""
+    from .templating import render
+
+    return render("alembic_ini_section.j2", section=SECTION, settings=SETTINGS)
+

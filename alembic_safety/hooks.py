@@ -1,0 +1,309 @@
+"""env.py glue: ``alembic_safety.install(context)``.
+
+After ``context.configure(...)`` the call
+
+* wraps every revision's ``upgrade``/``downgrade`` (public attributes only:
+  ``context.script.walk_revisions()``, ``Script.module``) so that, before each step runs,
+  its operations are recorded offline, the data they put at risk is snapshotted on the
+  migration's own connection, inside its transaction, and only then the step runs;
+* registers an ``on_version_apply`` callback: the after-step seam (audit now; the integrity
+  checks plug in here through :data:`AFTER_STEP_HOOKS`).
+
+It is idempotent: modules are wrapped once per process, and each wrapper looks up the safety
+session of the MigrationContext that is running it, so several configure/run cycles (multidb
+env.py, tests running alembic in-process) each use their own settings.  In offline ``--sql``
+mode nothing can be read, so the snapshot statements are written into the script instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import Script
+
+from . import _compat
+from .audit import AuditLog, redact_url
+from .config import SafetyConfig, from_alembic_config
+from .errors import SafetyError
+from .record import RecordedStep, record
+from .snapshot.backup import BackupRequest, take_backup
+from .snapshot.manifest import Manifest
+from .snapshot.policy import SnapshotRequest, plan_snapshot, risks_of
+from .snapshot.reflect import SAFETY_SCHEMA, LiveCatalog
+from .snapshot.store import new_backup_id
+from .sqlinfo import TableRef
+
+log = logging.getLogger("alembic.safety")  # shown wherever alembic's own INFO lines are
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What the after-step hooks learn about a finished step."""
+
+    revision: str
+    direction: str
+    revision_from: str | None
+    revision_to: str | None
+    recorded: RecordedStep | None
+    backup: Manifest | None
+    seconds: float
+
+
+AfterStepHook = Callable[["SafetySession", MigrationContext, StepInfo], None]
+# Called inside the step's transaction, after the step and the version update, before commit.
+# Raising refuses the step (the transaction rolls back where the database allows it).
+AFTER_STEP_HOOKS: list[AfterStepHook] = []
+
+_SESSIONS: weakref.WeakKeyDictionary[MigrationContext, SafetySession] = weakref.WeakKeyDictionary()
+_WRAPPED = "__alembic_safety_original__"
+
+
+@dataclass
+class _Pending:
+    started: float
+    recorded: RecordedStep | None
+    backup: Manifest | None
+
+
+@dataclass
+class SafetySession:
+    """One configured migration run: its settings, audit log and the steps under way."""
+
+    config: SafetyConfig
+    environment: Any
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    pending: dict[tuple[str, bool], _Pending] = field(default_factory=dict)
+    backups: list[str] = field(default_factory=list)
+
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.config.audit_path)
+
+    # -- before the step ---------------------------------------------------------------------
+    def run_step(self, mctx: MigrationContext, script: Script, upgrade: bool,
+                 fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # fmt: skip
+        direction = "upgrade" if upgrade else "downgrade"
+        down = _rev_str(script.down_revision)
+        rev_from, rev_to = (down, script.revision) if upgrade else (script.revision, down)
+        started = time.monotonic()
+        recorded = record(fn, mctx.dialect, args=args, kwargs=kwargs, environment=self.environment,
+                          offline_mode=mctx.as_sql, context_opts=_recording_opts(mctx))  # fmt: skip
+        report = risks_of(recorded)
+        for reason in report.opaque:
+            self.audit.write("step_opaque", revision=script.revision, direction=direction, reason=reason)
+        backup: Manifest | None = None
+        if mctx.as_sql:
+            self._emit_offline(mctx, report, script, direction, rev_from, rev_to)
+        else:
+            backup = self._snapshot(mctx, report, script, direction, rev_from, rev_to)
+        self.pending[(script.revision, upgrade)] = _Pending(started, recorded, backup)
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            self.audit.write(
+                "revision_failed", revision=script.revision, direction=direction,
+                revision_from=rev_from, revision_to=rev_to, run_id=self.run_id,
+                backup_id=backup.id if backup else None, error=f"{type(exc).__name__}: {exc}",
+                seconds=round(time.monotonic() - started, 3),
+                note=_rollback_note(mctx),
+            )  # fmt: skip
+            raise
+
+    def _snapshot(self, mctx: MigrationContext, report: Any, script: Script, direction: str,
+                  rev_from: str | None, rev_to: str | None) -> Manifest | None:  # fmt: skip
+        conn = mctx.connection
+        if conn is None:
+            raise SafetyError("alembic-safety needs a connection: call install(context) after context.configure(connection=...)")
+        catalog = LiveCatalog(conn, version_table=mctx.version_table, version_schema=mctx.version_table_schema)
+        requests, notes = plan_snapshot(report, self.config, catalog, dialect_name=conn.dialect.name,
+                                        skip=[TableRef(SAFETY_SCHEMA)])  # fmt: skip
+        for note in notes:
+            log.info("%s", note)
+        if not requests:
+            log.info("%s %s: nothing at risk, no snapshot", direction, script.revision)
+            return None
+        manifest = take_backup(
+            conn,
+            BackupRequest(tuple(requests), "pre-revision", name=_slug(script), revision_from=rev_from,
+                          revision_to=rev_to, direction=direction, notes=tuple(notes),
+                          protect=frozenset(self.backups)),
+            self.config, audit=self.audit, version_table=mctx.version_table,
+        )  # fmt: skip
+        if manifest is not None:
+            self.backups.append(manifest.id)
+            log.info("snapshot %s: %s (%d rows, %d bytes)", manifest.id,
+                     ", ".join(_describe(t) for t in requests), manifest.total_rows, manifest.total_bytes)  # fmt: skip
+        return manifest
+
+    def _emit_offline(self, mctx: MigrationContext, report: Any, script: Script, direction: str,
+                      rev_from: str | None, rev_to: str | None) -> None:  # fmt: skip
+        """Offline: nothing can be read, so write the snapshot statements into the script.
+        Without the live catalogue every at-risk table is copied with all its columns."""
+        if self.config.snapshot == "none":
+            return
+        tables: dict[TableRef, str | None] = {}
+        for risk in report.risks:
+            if not self.config.wants_table(risk.table.key):
+                continue
+            prev = tables.get(risk.table, risk.where)
+            tables[risk.table] = None if prev is None or risk.where is None else (
+                prev if prev == risk.where else f"({prev}) OR ({risk.where})")
+        if self.config.snapshot in ("touched", "all") or report.opaque:
+            for t in report.named:
+                if self.config.wants_table(t.key):
+                    tables[t] = None
+        backup_id = new_backup_id(rev_to if direction == "upgrade" else rev_from, _slug(script))
+        header = [f"alembic-safety: snapshot before {direction} {rev_from} -> {rev_to} (backup {backup_id})"]
+        header += [f"opaque: {why}" for why in report.opaque]
+        if report.opaque and not report.named:
+            header.append("the step names no table: snapshot every table by hand before running it")
+        if not tables:
+            header.append("nothing at risk")
+        _compat.emit_offline_comment(mctx, "\n".join(header))
+        if not tables:
+            return
+        for stmt in offline_snapshot_sql(mctx.dialect, backup_id, tables):
+            _compat.emit_offline(mctx, stmt)
+        self.audit.write("offline_snapshot_emitted", backup_id=backup_id, revision=script.revision,
+                         direction=direction, tables=[t.key for t in tables])  # fmt: skip
+
+    # -- after the step ----------------------------------------------------------------------
+    def after_step(self, ctx: MigrationContext, step: MigrationInfo, heads: set[str], run_args: Any) -> None:
+        if step.is_stamp:
+            return
+        revision = step.up_revision_id
+        pending = self.pending.pop((revision, step.is_upgrade), None)
+        if pending is None:
+            return
+        direction = "upgrade" if step.is_upgrade else "downgrade"
+        down = _rev_str(step.down_revision_ids)
+        rev_from, rev_to = (down, revision) if step.is_upgrade else (revision, down)
+        info = StepInfo(revision, direction, rev_from, rev_to, pending.recorded, pending.backup,
+                        time.monotonic() - pending.started)  # fmt: skip
+        for hook in AFTER_STEP_HOOKS:
+            hook(self, ctx, info)
+        self.audit.write(
+            "revision_applied", revision=revision, direction=direction, revision_from=rev_from,
+            revision_to=rev_to, seconds=round(info.seconds, 3), run_id=self.run_id,
+            backup_id=pending.backup.id if pending.backup else None, offline=ctx.as_sql,
+            database=redact_url(ctx.connection.engine.url) if ctx.connection is not None else None,
+        )  # fmt: skip
+
+
+def offline_snapshot_sql(dialect: sa.Dialect, backup_id: str, tables: dict[TableRef, str | None]) -> list[str]:
+    """``CREATE TABLE <backup schema>.<id>__<table> AS SELECT ...`` per table; identifiers are
+    quoted by SQLAlchemy.  SQLite has no schemas: the copies go beside the tables."""
+    prep = dialect.identifier_preparer
+    out: list[str] = []
+    if dialect.name == "postgresql":
+        out.append(f"CREATE SCHEMA IF NOT EXISTS {prep.quote_schema(SAFETY_SCHEMA)}")
+    elif dialect.name in ("mysql", "mariadb"):
+        out.append(f"CREATE DATABASE IF NOT EXISTS {prep.quote_schema(SAFETY_SCHEMA)}")
+    for ref, where in tables.items():
+        copy_name = f"{backup_id[:22]}__{ref.key}"[:63]
+        if dialect.name == "sqlite":
+            target = sa.table(f"{SAFETY_SCHEMA}__{copy_name}"[:63])
+        else:
+            target = sa.table(copy_name, schema=SAFETY_SCHEMA)
+        query = sa.select(sa.text("*")).select_from(sa.table(ref.name, schema=ref.schema))
+        if where is not None:
+            query = query.where(sa.text(where))
+        compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        out.append(f"CREATE TABLE {prep.format_table(target)} AS {compiled}")
+    return out
+
+
+def _recording_opts(mctx: MigrationContext) -> dict[str, Any]:
+    opts = {k: v for k, v in mctx.opts.items() if k in ("render_as_batch", "target_metadata", "version_table")}
+    return opts
+
+
+def _rollback_note(mctx: MigrationContext) -> str:
+    if mctx.impl.transactional_ddl and not mctx.as_sql:
+        return "the step's transaction rolls back; with one transaction for all steps, earlier steps too"
+    return "this database commits DDL implicitly: the step may be partially applied"
+
+
+def _rev_str(rev: Any) -> str | None:
+    if rev is None:
+        return None
+    if isinstance(rev, (tuple, list)):
+        return "+".join(rev) if rev else None
+    return str(rev)
+
+
+def _slug(script: Script) -> str:
+    doc = (script.doc or "").strip().splitlines()
+    return doc[0][:24] if doc else ""
+
+
+def _describe(req: SnapshotRequest) -> str:
+    what = req.table.key
+    if req.columns is not None:
+        what += f"({', '.join(req.columns)})"
+    if req.where is not None:
+        what += f" WHERE {req.where}"
+    return what
+
+
+def _wrap(script: Script, upgrade: bool, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def step(*args: Any, **kwargs: Any) -> Any:
+        mctx = _compat.current_migration_context()
+        session = _SESSIONS.get(mctx) if mctx is not None else None
+        if session is None or mctx is None:
+            return fn(*args, **kwargs)
+        return session.run_step(mctx, script, upgrade, fn, args, kwargs)
+
+    setattr(step, _WRAPPED, fn)
+    return step
+
+
+def _wrap_scripts(script_dir: Any) -> int:
+    count = 0
+    for script in script_dir.walk_revisions("base", "heads"):
+        module = script.module
+        for attr, upgrade in (("upgrade", True), ("downgrade", False)):
+            fn = getattr(module, attr, None)
+            if callable(fn) and not hasattr(fn, _WRAPPED):
+                setattr(module, attr, _wrap(script, upgrade, fn))
+                count += 1
+    return count
+
+
+def install(context: Any) -> SafetySession | None:
+    """Turn on alembic-safety for this migration run; call it right after
+    ``context.configure(...)`` in env.py.  Returns the session (None when disabled)."""
+    env = _compat.environment_context(context)
+    if env is None:
+        raise SafetyError("alembic_safety.install(context) must be called from env.py, during an alembic command")
+    try:
+        mctx = env.get_context()
+    except Exception as exc:
+        raise SafetyError("call alembic_safety.install(context) after context.configure(...) in env.py") from exc
+    existing = _SESSIONS.get(mctx)
+    if existing is not None:
+        return existing
+    config = from_alembic_config(env.config, x_args=env.get_x_argument(as_dictionary=True))
+    if not config.enabled:
+        return None
+    session = SafetySession(config=config, environment=env)
+    _SESSIONS[mctx] = session
+    _wrap_scripts(env.script)
+    _compat.add_version_apply_callback(mctx, _after_step)
+    return session
+
+
+def _after_step(*, ctx: MigrationContext, step: MigrationInfo, heads: set[str], run_args: Any) -> None:
+    session = _SESSIONS.get(ctx)
+    if session is not None:
+        session.after_step(ctx, step, heads, run_args)

@@ -1,0 +1,1 @@
+"""Snapshots: what to copy (policy), how (engines), where (store), described by a manifest."""

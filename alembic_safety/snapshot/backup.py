@@ -1,0 +1,206 @@
+"""Take a backup: lock, reflect, stream every requested table into the store, commit the
+manifest last.  A backup is complete (manifest written) or absent (folder removed)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from .._version import __version__
+from ..audit import AuditLog, isoformat, redact_url, utcnow
+from ..config import SafetyConfig
+from ..errors import LockTimeout, SafetyError, SnapshotError, SnapshotTooLarge
+from ..sqlinfo import TableRef
+from .engines import Engine, engine_for
+from .manifest import Manifest, TableSnapshot
+from .policy import SnapshotRequest
+from .reflect import LiveCatalog, table_definition
+from .store import BackupStore, BackupWriter, FileStore, new_backup_id
+from .streams import COMPRESSION, HASH_ALGORITHM, SnapshotSink
+
+ProgressFn = Callable[[str, int, int], None]  # (table key, raw bytes so far, rows or -1)
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """Everything a backup needs to know besides the connection."""
+
+    tables: tuple[SnapshotRequest, ...]
+    kind: str
+    name: str = ""
+    revision_from: str | None = None
+    revision_to: str | None = None
+    direction: str | None = None
+    notes: tuple[str, ...] = ()
+    protect: frozenset[str] = field(default_factory=frozenset)  # ids retention must not remove
+
+
+def open_store(config: SafetyConfig) -> BackupStore:
+    return FileStore(config.backup_dir)
+
+
+def lock_tables(conn: sa.Connection, tables: Sequence[TableRef], timeout: float) -> None:
+    """Block concurrent writers of the at-risk tables until the step's transaction ends.
+
+    PostgreSQL: ``SHARE ROW EXCLUSIVE`` (readers go on; writers and other migrators wait),
+    taken on the migration's own connection inside its transaction, so nothing can change
+    between the snapshot and the step.  Elsewhere: SQLite serialises writers itself;
+    MySQL/MariaDB DDL commits implicitly, so a lock could not be held into the step (README).
+    """
+    if conn.dialect.name != "postgresql" or not tables:
+        return
+    prep = conn.dialect.identifier_preparer
+    names = ", ".join(prep.format_table(sa.table(t.name, schema=t.schema)) for t in tables)
+    prev = conn.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar_one()
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{int(timeout * 1000)}ms"})
+    try:
+        conn.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
+    except sa.exc.OperationalError as exc:
+        if "lock timeout" in str(exc).lower() or getattr(exc.orig, "pgcode", None) == "55P03":
+            raise LockTimeout(
+                f"could not lock {', '.join(t.key for t in tables)} within lock_timeout "
+                f"({timeout:g}s): another session holds them; retry when it is done or raise "
+                "lock_timeout"
+            ) from exc
+        raise
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": prev})
+
+
+def take_backup(
+    conn: sa.Connection,
+    request: BackupRequest,
+    config: SafetyConfig,
+    *,
+    audit: AuditLog | None = None,
+    progress: ProgressFn | None = None,
+    version_table: str = "alembic_version",
+) -> Manifest | None:
+    """Snapshot ``request.tables``; returns the manifest, or None when there is nothing to
+    snapshot.  Raises SnapshotError (and leaves no backup) when anything fails."""
+    if not request.tables:
+        return None
+    audit = audit or AuditLog(config.audit_path)
+    store = open_store(config)
+    backup_id = new_backup_id(request.revision_to if request.direction != "downgrade" else request.revision_from,
+                              request.name)  # fmt: skip
+    refs = [r.table for r in request.tables]
+    audit.write("backup_started", backup_id=backup_id, kind=request.kind, tables=[t.key for t in refs],
+                revision_from=request.revision_from, revision_to=request.revision_to,
+                direction=request.direction, notes=list(request.notes))  # fmt: skip
+    started = time.monotonic()
+    writer = None
+    try:
+        lock_tables(conn, refs, config.lock_timeout)
+        catalog = LiveCatalog(conn, version_table=version_table)
+        engine = engine_for(conn)
+        writer = store.begin(backup_id)
+        written = 0
+        snapshots: list[TableSnapshot] = []
+        for index, req in enumerate(request.tables, start=1):
+            snapshots.append(
+                _snapshot_table(conn, req, index, catalog, engine, writer, config, written, progress)
+            )
+            written += snapshots[-1].bytes
+        manifest = Manifest(
+            id=backup_id,
+            kind=request.kind,
+            name=request.name,
+            created_at=isoformat(utcnow()),
+            revision_from=request.revision_from,
+            revision_to=request.revision_to,
+            direction=request.direction,
+            dialect=conn.dialect.name,
+            database=redact_url(conn.engine.url),
+            store=store.name,
+            tool_version=__version__,
+            hash_algorithm=HASH_ALGORITHM,
+            compression=COMPRESSION,
+            tables=tuple(snapshots),
+            notes=request.notes,
+        )
+        writer.commit(manifest)
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort()
+        audit.write("backup_failed", backup_id=backup_id, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, SafetyError) or not isinstance(exc, Exception):
+            raise
+        if isinstance(exc, sa.exc.DBAPIError):
+            raise  # the step's own transaction is now unusable: let the database error through
+        raise SnapshotError(f"snapshot {backup_id} failed: {type(exc).__name__}: {exc}") from exc
+    audit.write("backup_completed", backup_id=backup_id, kind=request.kind, rows=manifest.total_rows,
+                bytes=manifest.total_bytes, seconds=round(time.monotonic() - started, 3))  # fmt: skip
+    apply_retention(store, config, audit, protect=request.protect | {backup_id})
+    return manifest
+
+
+def _snapshot_table(
+    conn: sa.Connection,
+    req: SnapshotRequest,
+    index: int,
+    catalog: LiveCatalog,
+    eng: Engine,
+    wr: BackupWriter,
+    config: SafetyConfig,
+    written_before: int,
+    progress: ProgressFn | None,
+) -> TableSnapshot:
+    ref = req.table
+    all_columns = catalog.columns(ref)
+    pk = catalog.primary_key(ref)
+    columns = list(req.columns) if req.columns is not None else all_columns
+    definition = table_definition(conn, ref)
+    file_name, fh = wr.open_table(index, eng.format)
+    limit = config.max_snapshot_bytes
+
+    def on_progress(raw: int, stored: int) -> None:
+        total = written_before + stored
+        if limit is not None and total > limit and config.oversize == "error":
+            raise SnapshotTooLarge(total, limit, ref.key)
+        if progress is not None:
+            progress(ref.key, raw, -1)
+
+    sink = SnapshotSink(fh, level=config.compression_level, on_progress=on_progress)
+    rows = eng.dump(conn, ref, columns, req.where, pk, sink)
+    checksum, raw_bytes, stored = sink.finish()
+    fh.flush()
+    if progress is not None:
+        progress(ref.key, raw_bytes, rows)
+    return TableSnapshot(
+        name=ref.name,
+        schema=ref.schema,
+        columns=tuple(columns) if req.columns is not None else None,
+        where=req.where,
+        primary_key=tuple(pk),
+        rows=rows,
+        bytes=stored,
+        raw_bytes=raw_bytes,
+        checksum=checksum,
+        file=file_name,
+        format=eng.format,
+        stored_columns=tuple(columns),
+        reasons=req.reasons,
+        definition=definition,
+    )
+
+
+def apply_retention(
+    store: BackupStore, config: SafetyConfig, audit: AuditLog, *, protect: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
+    """Keep the newest ``keep`` complete backups; remove older ones and interrupted folders."""
+    removed: list[str] = []
+    if config.keep:
+        for manifest in store.list()[config.keep:]:
+            if manifest.id not in protect:
+                freed = store.delete(manifest.id)
+                removed.append(manifest.id)
+                audit.write("backup_pruned", backup_id=manifest.id, bytes=freed, reason=f"keep = {config.keep}")
+    for inc in store.incomplete():
+        if inc.removable and inc.id not in protect:
+            store.delete(inc.id)
+            removed.append(inc.id)
+            audit.write("backup_pruned", backup_id=inc.id, reason=inc.reason)
+    return removed

@@ -1,0 +1,131 @@
+"""What exists in the database: the live catalogue for the snapshot policy, and the full
+definition of each snapshotted table (so a dropped table or column can be recreated from the
+backup alone)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Inspector
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.types import TypeEngine
+
+from ..sqlinfo import TableRef
+
+SAFETY_SCHEMA = "alembic_safety"
+
+
+class LiveCatalog:
+    """The policy's view of the database, read through one Inspector (cached per instance)."""
+
+    def __init__(self, conn: sa.Connection, *, version_table: str = "alembic_version",
+                 version_schema: str | None = None) -> None:  # fmt: skip
+        self.conn = conn
+        self.inspector: Inspector = sa.inspect(conn)
+        self.default_schema = self.inspector.default_schema_name
+        self._names: dict[str | None, list[str]] = {}
+        self._columns: dict[TableRef, list[dict[str, Any]]] = {}
+        self._skip = {TableRef(version_table, self._norm(version_schema))}
+
+    def _norm(self, schema: str | None) -> str | None:
+        return None if schema is None or schema == self.default_schema else schema
+
+    def _table_names(self, schema: str | None) -> list[str]:
+        if schema not in self._names:
+            try:
+                self._names[schema] = list(self.inspector.get_table_names(schema=schema))
+            except sa.exc.DBAPIError:
+                raise
+            except sa.exc.SQLAlchemyError:
+                self._names[schema] = []
+        return self._names[schema]
+
+    def resolve(self, ref: TableRef) -> TableRef | None:
+        schema = self._norm(ref.schema)
+        names = self._table_names(schema)
+        if ref.name in names:
+            found = TableRef(ref.name, schema)
+        else:
+            # unquoted identifiers in SQL fold case (lower on PostgreSQL, any on MySQL/SQLite)
+            folded = [n for n in names if n.lower() == ref.name.lower()]
+            if len(folded) != 1:
+                return None
+            found = TableRef(folded[0], schema)
+        return None if found in self._skip else found
+
+    def tables(self, schemas: Iterable[str | None]) -> list[TableRef]:
+        out: list[TableRef] = []
+        for schema in dict.fromkeys(self._norm(s) for s in schemas):
+            if schema == SAFETY_SCHEMA:
+                continue
+            out += [TableRef(n, schema) for n in self._table_names(schema)]
+        return [t for t in out if t not in self._skip]
+
+    def _cols(self, ref: TableRef) -> list[dict[str, Any]]:
+        if ref not in self._columns:
+            self._columns[ref] = list(self.inspector.get_columns(ref.name, schema=ref.schema))
+        return self._columns[ref]
+
+    def columns(self, ref: TableRef) -> list[str]:
+        return [c["name"] for c in self._cols(ref) if not c.get("computed")]
+
+    def primary_key(self, ref: TableRef) -> list[str]:
+        pk = self.inspector.get_pk_constraint(ref.name, schema=ref.schema)
+        return list(pk.get("constrained_columns") or [])
+
+
+def _jsonable(value: Any, dialect: sa.Dialect) -> Any:
+    if isinstance(value, TypeEngine):
+        try:
+            return value.compile(dialect=dialect)
+        except Exception:
+            return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, dialect) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v, dialect) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _optional(fn: Any, *args: Any, **kw: Any) -> Any:
+    try:
+        return fn(*args, **kw)
+    except NotImplementedError:
+        return None
+
+
+def table_definition(conn: sa.Connection, ref: TableRef) -> dict[str, Any]:
+    """Columns (types, nullability, defaults, comments, identity/generated), primary key,
+    indexes, unique/check/foreign-key constraints, the table comment, and the DDL that
+    recreates the table and its indexes on this dialect."""
+    insp = sa.inspect(conn)
+    d = conn.dialect
+    name, schema = ref.name, ref.schema
+    definition: dict[str, Any] = {
+        "columns": _jsonable(insp.get_columns(name, schema=schema), d),
+        "primary_key": _jsonable(insp.get_pk_constraint(name, schema=schema), d),
+        "indexes": _jsonable(insp.get_indexes(name, schema=schema), d),
+        "unique_constraints": _jsonable(_optional(insp.get_unique_constraints, name, schema=schema), d),
+        "check_constraints": _jsonable(_optional(insp.get_check_constraints, name, schema=schema), d),
+        "foreign_keys": _jsonable(insp.get_foreign_keys(name, schema=schema), d),
+        "comment": _jsonable((_optional(insp.get_table_comment, name, schema=schema) or {}).get("text"), d),
+    }
+    table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)  # FK targets too
+    ddl = [str(CreateTable(table).compile(dialect=d)).strip()]
+    ddl += [str(CreateIndex(ix).compile(dialect=d)).strip() for ix in sorted(table.indexes, key=lambda i: str(i.name))]
+    definition["ddl"] = ddl
+    return definition
+
+
+def reflected_table(conn: sa.Connection, ref: TableRef, new_name: str | None = None,
+                    new_schema: str | None = None) -> sa.Table:  # fmt: skip
+    """The live table reflected into a Table object, optionally renamed (for restore tests and
+    for recreating a table next to the original)."""
+    table = sa.Table(ref.name, sa.MetaData(), schema=ref.schema, autoload_with=conn, resolve_fks=False)
+    if new_name is None and new_schema is None:
+        return table
+    return table.to_metadata(sa.MetaData(), schema=new_schema, name=new_name)

@@ -1,0 +1,57 @@
+"""The one Jinja environment of alembic-safety (StrictUndefined: a missing value is an error)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .errors import SafetyError
+
+
+def templates_dir() -> Path:
+    """The shipped templates: inside the package in a wheel, the repository's top-level
+    ``templates/`` folder in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise SafetyError("the alembic-safety templates are missing from this installation; reinstall")
+
+
+@cache
+def environment(extra_dir: str | None = None) -> jinja2.Environment:
+    search = [str(templates_dir())]
+    if extra_dir:
+        search.insert(0, extra_dir)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(name: str, /, *, templates_dir_override: str | None = None, **values: Any) -> str:
+    """Render template ``name``; any template problem becomes a SafetyError naming it."""
+    try:
+        return environment(templates_dir_override).get_template(name).render(**values)
+    except jinja2.TemplateNotFound as exc:
+        raise SafetyError(f"template {name!r} not found") from exc
+    except jinja2.TemplateError as exc:
+        raise SafetyError(f"template {name!r} failed: {exc}") from exc
+
+
+def macro(name: str, macro_name: str, /, **values: Any) -> str:
+    """Call one macro of a template (the demo keeps its revision bodies as macros)."""
+    try:
+        module = environment(None).get_template(name).module
+        return str(getattr(module, macro_name)(**values))
+    except jinja2.TemplateNotFound as exc:
+        raise SafetyError(f"template {name!r} not found") from exc
+    except (jinja2.TemplateError, AttributeError) as exc:
+        raise SafetyError(f"template {name!r} macro {macro_name!r} failed: {exc}") from exc
