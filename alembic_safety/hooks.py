@@ -195,7 +195,7 @@ class SafetySession:
             "revision_applied", revision=revision, direction=direction, revision_from=rev_from,
             revision_to=rev_to, seconds=round(info.seconds, 3), run_id=self.run_id,
             backup_id=pending.backup.id if pending.backup else None, offline=ctx.as_sql,
-            database=redact_url(ctx.connection.engine.url) if ctx.connection is not None else None,
+            database=None if ctx.as_sql or ctx.connection is None else redact_url(ctx.connection.engine.url),
         )  # fmt: skip
 
 
