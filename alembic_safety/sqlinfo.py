@@ -162,7 +162,9 @@ def _classify(stmt: exp.Expression, read: str | None) -> SqlEffect:  # noqa: C90
                          exp.Commit, exp.Rollback, exp.Pragma, exp.Grant, exp.Analyze)):  # fmt: skip
         return SqlEffect(SCHEMA, type(stmt).__name__.upper())
     if isinstance(stmt, exp.Command):
-        text = f"{stmt.this} {stmt.expression.sql() if stmt.expression else ''}".upper()
+        expr = stmt.expression
+        rest = expr if isinstance(expr, str) else (expr.sql() if expr is not None else "")
+        text = f"{stmt.this} {rest}".upper()
         words = " ".join(text.replace("'", " ").split())
         if words.startswith(_HARMLESS_PREFIXES):
             return SqlEffect(SCHEMA, _first_words(words))

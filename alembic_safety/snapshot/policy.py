@@ -195,13 +195,13 @@ def plan_snapshot(
                 notes.append(f"{table.key}: the WHERE cannot be evaluated before the step; all rows kept")
                 where = None
         if columns is not None:
-            pk = catalog.primary_key(table)
             present = [c for c in existing if c in set(columns)]
+            if not present:
+                continue  # only columns the step itself adds: nothing to lose yet
+            pk = catalog.primary_key(table)
             if not pk:
                 notes.append(f"{table.key} has no primary key: snapshotted whole")
                 columns = None
-            elif not present:
-                continue  # only columns the step itself adds: nothing to lose yet
             else:
                 keep = set(pk) | set(present)
                 columns = tuple(c for c in existing if c in keep)
