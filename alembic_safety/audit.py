@@ -56,8 +56,11 @@ class AuditLog:
         record.update(fields)
         line = redact_text(json.dumps(record, default=str, ensure_ascii=False)) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = "\n" + line  # a writer was killed mid-line: never glue onto its fragment
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
         finally:

@@ -7,6 +7,7 @@ env.py, async engines and multidb setups included.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,9 @@ def with_database(project: Project, work: Callable[[sa.Connection, MigrationCont
         results.append(work(context.connection, context))
         return []
 
+    # env.py's logging setup would print alembic's INFO chatter around our own output
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
     try:
         with EnvironmentContext(project.alembic, script, fn=fn, dont_mutate=True):
             script.run_env()
@@ -101,6 +105,8 @@ def with_database(project: Project, work: Callable[[sa.Connection, MigrationCont
         ) from exc
     except CommandError as exc:
         raise ConfigError(f"alembic: {exc}") from exc
+    finally:
+        logging.disable(previous)
     return results
 
 

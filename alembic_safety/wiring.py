@@ -85,16 +85,29 @@ def _bodies(tree: ast.AST) -> list[list[ast.stmt]]:
     return out
 
 
+# Python's own line ends (str.splitlines also splits at \f, \x1c, U+2028 ..., which would put
+# the lines out of step with the line numbers of the ast).
+_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def _newline(text: str) -> str:
+    """The file's line ending, for the lines we add."""
+    m = re.search(r"\r\n|\r|\n", text)
+    return m.group() if m else "\n"
+
+
 def wire_env(path: Path, text: str) -> str:
     """The new text of env.py (unchanged when already wired)."""
     try:
-        tree = ast.parse(text, filename=str(path))
+        # a UTF-8 BOM is fine for Python but not for ast.parse of a str
+        tree = ast.parse(text.removeprefix("\ufeff"), filename=str(path))
     except SyntaxError as exc:
         raise _manual(path, f"cannot be parsed (line {exc.lineno}: {exc.msg})") from exc
     ctx_names = _context_names(tree)
     if not ctx_names:
         raise _manual(path, "does not import 'context' from alembic")
-    lines = text.splitlines(keepends=True)
+    nl = _newline(text)
+    lines = _LINE_RE.findall(text)
     inserts: list[tuple[int, str]] = []  # (index of the line to insert before, text)
     found = 0
     for body in _bodies(tree):
@@ -108,28 +121,43 @@ def wire_env(path: Path, text: str) -> str:
             assert stmt.end_lineno is not None and stmt.end_col_offset is not None
             first = lines[stmt.lineno - 1]
             last = lines[stmt.end_lineno - 1]
-            indent = first[: stmt.col_offset]
-            if indent.strip() or last[stmt.end_col_offset:].strip().split("#")[0].strip():
-                raise _manual(path, f"context.configure(...) at line {stmt.lineno} shares its line with other code")
+            # ast offsets count UTF-8 bytes
+            indent = first.encode()[: stmt.col_offset].decode()
+            rest = last.encode()[stmt.end_col_offset :].decode()
+            if indent.strip() or rest.strip().split("#")[0].strip():
+                where = f"context.configure(...) at line {stmt.lineno}"
+                raise _manual(path, f"{where} shares its line with other code")
             ctx_name = stmt.value.func.value.id  # type: ignore[attr-defined]
-            inserts.append((stmt.end_lineno, f"{indent}alembic_safety.install({ctx_name})\n"))
+            inserts.append((stmt.end_lineno, f"{indent}alembic_safety.install({ctx_name}){nl}"))
     if not found:
         raise _manual(path, "has no context.configure(...) statement")
     has_import = any(
-        isinstance(n, ast.Import) and any(a.name == "alembic_safety" and a.asname is None for a in n.names)
+        isinstance(n, ast.Import)
+        and any(a.name == "alembic_safety" and a.asname is None for a in n.names)
         for n in tree.body
     )
     if not has_import:
         anchor = max(
-            (n.end_lineno or n.lineno for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "alembic"),
+            (
+                n.end_lineno or n.lineno
+                for n in tree.body
+                if isinstance(n, ast.ImportFrom) and n.module == "alembic"
+            ),
             default=None,
         )
         if anchor is None:
-            anchor = max((n.end_lineno or n.lineno for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))), default=0)
-        inserts.append((anchor, IMPORT_LINE + "\n"))
+            anchor = max(
+                (
+                    n.end_lineno or n.lineno
+                    for n in tree.body
+                    if isinstance(n, (ast.Import, ast.ImportFrom))
+                ),
+                default=0,
+            )
+        inserts.append((anchor, IMPORT_LINE + nl))
     for index, new in sorted(inserts, key=lambda x: x[0], reverse=True):
-        if index > 0 and not lines[index - 1].endswith("\n"):
-            lines[index - 1] += "\n"
+        if index > 0 and not lines[index - 1].endswith(("\n", "\r")):
+            lines[index - 1] += nl
         lines.insert(index, new)
     return "".join(lines)
 
@@ -140,21 +168,29 @@ _SECTION_RE = re.compile(rf"^\s*\[{re.escape(SECTION)}\]\s*$", re.MULTILINE)
 def wire_ini(text: str) -> str:
     if _SECTION_RE.search(text):
         return text
-    sep = "" if text.endswith("\n") or not text else "\n"
-    return text + sep + ini_section_text()
+    nl = _newline(text)
+    sep = "" if text.endswith(("\n", "\r")) or not text else nl
+    return text + sep + ini_section_text().replace("\n", nl)
+
+
+def _read(path: Path) -> str:
+    with open(path, encoding="utf-8", newline="") as f:  # keep CRLF files CRLF
+        return f.read()
 
 
 def plan_init(ini_path: Path | None, env_path: Path) -> list[FileChange]:
     """The changes ``init`` would make (nothing is written)."""
     changes = []
     try:
-        env_text = env_path.read_text(encoding="utf-8")
+        env_text = _read(env_path)
     except OSError as exc:
-        raise SafetyError(f"cannot read {env_path}: {exc.strerror}; is script_location right?") from exc
+        raise SafetyError(
+            f"cannot read {env_path}: {exc.strerror}; is script_location right?"
+        ) from exc
     changes.append(FileChange(env_path, env_text, wire_env(env_path, env_text)))
     if ini_path is not None:
         try:
-            ini_text = ini_path.read_text(encoding="utf-8")
+            ini_text = _read(ini_path)
         except OSError as exc:
             raise SafetyError(f"cannot read {ini_path}: {exc.strerror}") from exc
         changes.append(FileChange(ini_path, ini_text, wire_ini(ini_text)))
@@ -168,6 +204,7 @@ def apply_changes(changes: list[FileChange]) -> None:
             continue
         tmp = change.path.with_name(change.path.name + ".alembic-safety.tmp")
         mode = change.path.stat().st_mode & 0o7777
-        tmp.write_text(change.after, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8", newline="") as f:  # line ends as they are
+            f.write(change.after)
         os.chmod(tmp, mode)
         os.replace(tmp, change.path)
