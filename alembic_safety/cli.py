@@ -22,8 +22,8 @@ from .audit import redact_text
 from .errors import SafetyError
 from .snapshot.manifest import Manifest
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -113,7 +113,8 @@ def init(ctx: click.Context, dry_run: bool) -> None:
     changes = plan_init(Path(project.alembic.config_file_name or "alembic.ini"), env_py)
     changed = [c for c in changes if c.changed]
     if not changed:
-        out.print("Already set up: env.py calls alembic_safety.install(context) and alembic.ini has [alembic_safety].")
+        out.print("Already set up: env.py calls alembic_safety.install(context) and alembic.ini has [alembic_safety].",
+                  markup=False)
         return
     for c in changed:
         out.print(c.diff(), markup=False, end="")
@@ -123,7 +124,7 @@ def init(ctx: click.Context, dry_run: bool) -> None:
     apply_changes(changed)
     project.audit.write("init", files=[str(c.path) for c in changed])
     out.print(f"Updated {', '.join(str(c.path) for c in changed)}. `alembic upgrade` now snapshots at-risk data "
-              f"into {project.config.backup_dir}.")
+              f"into {project.config.backup_dir}.", markup=False)
 
 
 # -- backup / backups / show / prune --------------------------------------------------------------
