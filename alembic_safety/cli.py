@@ -95,7 +95,9 @@ def _table_of_backups(backups: list[Manifest] | tuple[Manifest, ...]) -> Table:
     for col in ("id", "kind", "revisions", "tables", "rows", "size"):
         t.add_column(col, justify="right" if col in ("rows", "size") else "left", no_wrap=col == "id")
     for m in backups:
-        revs = f"{m.revision_from or 'base'} -> {m.revision_to or 'base'}" if m.direction else (m.revision_from or "base")
+        revs = (
+            f"{m.revision_from or 'base'} -> {m.revision_to or 'base'}" if m.direction else (m.revision_from or "base")
+        )
         t.add_row(m.id, m.kind, revs, ", ".join(x.key for x in m.tables), str(m.total_rows), _human(m.total_bytes))
     return t
 
@@ -202,7 +204,10 @@ def show(ctx: click.Context, backup_id: str, do_verify: bool, fmt: str) -> None:
         out.print(f"[bold]{manifest.id}[/bold]  {manifest.kind}  created {manifest.created_at}")
         if manifest.direction:
             out.print(f"  {manifest.direction} {manifest.revision_from or 'base'} -> {manifest.revision_to or 'base'}")
-        out.print(f"  {manifest.dialect} {manifest.database}  store={manifest.store}  {manifest.hash_algorithm}/{manifest.compression}")
+        out.print(
+            f"  {manifest.dialect} {manifest.database}  store={manifest.store}  "
+            f"{manifest.hash_algorithm}/{manifest.compression}"
+        )
         for t in manifest.tables:
             part = "all columns" if t.columns is None else f"columns {', '.join(t.columns)}"
             if t.where:
@@ -264,7 +269,9 @@ def status(ctx: click.Context, fmt: str) -> None:
         if st.events:
             out.print("[bold]recent events[/bold]")
             for e in st.events:
-                detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("ts", "event") and v not in (None, [], ""))
+                detail = " ".join(
+                    f"{k}={v}" for k, v in e.items() if k not in ("ts", "event") and v not in (None, [], "")
+                )
                 out.print(f"  {e.get('ts')}  {e.get('event')}  {detail}", markup=False)
     if st.database_error:
         _fail(st.database_error)

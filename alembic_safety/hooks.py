@@ -122,7 +122,9 @@ class SafetySession:
                   rev_from: str | None, rev_to: str | None) -> Manifest | None:  # fmt: skip
         conn = mctx.connection
         if conn is None:
-            raise SafetyError("alembic-safety needs a connection: call install(context) after context.configure(connection=...)")
+            raise SafetyError(
+                "alembic-safety needs a connection: call install(context) after context.configure(connection=...)"
+            )
         catalog = LiveCatalog(conn, version_table=mctx.version_table, version_schema=mctx.version_table_schema)
         requests, notes = plan_snapshot(report, self.config, catalog, dialect_name=conn.dialect.name,
                                         skip=[TableRef(SAFETY_SCHEMA)])  # fmt: skip
@@ -181,6 +183,8 @@ class SafetySession:
         if step.is_stamp:
             return
         revision = step.up_revision_id
+        if revision is None:  # alembic: never for a migration step; nothing was pending under it
+            return
         pending = self.pending.pop((revision, step.is_upgrade), None)
         if pending is None:
             return

@@ -11,6 +11,7 @@ parsed — is recorded as *opaque* with the reason.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -159,7 +160,14 @@ def offline_context(dialect: Dialect, opts: dict[str, Any] | None = None) -> Mig
     """A MigrationContext that renders nothing anywhere: the recording target."""
     merged = {"as_sql": True, "output_buffer": io.StringIO(), "literal_binds": True}
     merged.update(opts or {})
-    return MigrationContext.configure(dialect=dialect, opts=merged)
+    # configure() logs "Context impl ..." / "Generating static SQL": not news to the user here
+    chatter = logging.getLogger("alembic.runtime.migration")
+    was = chatter.disabled
+    chatter.disabled = True
+    try:
+        return MigrationContext.configure(dialect=dialect, opts=merged)
+    finally:
+        chatter.disabled = was
 
 
 def record(

@@ -85,7 +85,7 @@ def _table(t: exp.Expression) -> TableRef | None:
     return TableRef(t.name, t.db or None)
 
 
-def _cols_in_subqueries(node: exp.Expression) -> set[int]:
+def _cols_in_subqueries(node: exp.Expr) -> set[int]:
     return {id(c) for sub in node.find_all(exp.Subquery, exp.Select) for c in sub.find_all(exp.Column)}
 
 
@@ -115,7 +115,7 @@ def _first_words(sql: str, n: int = 2) -> str:
     return " ".join(sql.split()[:n]).upper() or "EMPTY"
 
 
-def _classify(stmt: exp.Expression, read: str | None) -> SqlEffect:  # noqa: C901 - a dispatch table
+def _classify(stmt: exp.Expr, read: str | None) -> SqlEffect:
     if isinstance(stmt, exp.Drop):
         kind = (stmt.args.get("kind") or "").upper()
         tables = tuple(t for t in (_table(x) for x in stmt.args.get("tables") or [stmt.this]) if t)
@@ -133,7 +133,7 @@ def _classify(stmt: exp.Expression, read: str | None) -> SqlEffect:  # noqa: C90
             return SqlEffect(OPAQUE, "DELETE", reason="DELETE target not understood")
         where = stmt.args.get("where")
         simple = not stmt.args.get("using") and not stmt.this.alias and where is not None
-        if simple:
+        if where is not None and simple:
             return SqlEffect(ROWS, "DELETE", (table,), where=where.this.sql(dialect=read),
                              reason="DELETE ... WHERE")  # fmt: skip
         return SqlEffect(WHOLE, "DELETE", (table,), reason="DELETE without a usable WHERE")
@@ -153,7 +153,9 @@ def _classify(stmt: exp.Expression, read: str | None) -> SqlEffect:  # noqa: C90
     if isinstance(stmt, exp.Insert):
         table = _table(stmt.this)
         if stmt.args.get("conflict") is not None or stmt.args.get("overwrite"):
-            return SqlEffect(WHOLE, "INSERT", (table,) if table else (), reason="INSERT that updates or overwrites rows")
+            return SqlEffect(
+                WHOLE, "INSERT", (table,) if table else (), reason="INSERT that updates or overwrites rows"
+            )
         return SqlEffect(SCHEMA, "INSERT")
     if isinstance(stmt, exp.Merge):
         table = _table(stmt.this)

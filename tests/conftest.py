@@ -37,7 +37,8 @@ postgresql = factories.postgresql("postgresql_noproc")
 
 
 def unreachable(what: str, exc: BaseException) -> None:
-    message = f"{what} is not reachable ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    message = f"{what} is not reachable ({type(exc).__name__}: {first_line})"
     if REQUIRE_DBS:
         pytest.fail(message + "; ALEMBIC_SAFETY_REQUIRE_DBS=1 makes this a failure", pytrace=False)
     pytest.skip(message)

@@ -14,7 +14,11 @@ import sqlalchemy as sa
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALEMBIC_SAFETY_") or k.endswith(("_HOST", "_PORT", "_USER", "_PASSWORD"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ALEMBIC_SAFETY_") or k.endswith(("_HOST", "_PORT", "_USER", "_PASSWORD"))
+    }
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -33,7 +37,9 @@ def safety(ini: Path | None, *args: str, check: bool = True) -> subprocess.Compl
         cmd += ["-c", str(ini)]
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=_env(), timeout=300)
     if check and proc.returncode != 0:
-        raise AssertionError(f"alembic-safety {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"alembic-safety {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

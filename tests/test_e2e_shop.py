@@ -28,7 +28,9 @@ def _restore_into_copy(engine: sa.Engine, ini: Path, backup_id: str, table: str,
 
 
 @pytest.mark.parametrize("per_migration", ["false", "true"])
-def test_destructive_revision_is_snapshotted_exactly(any_url: sa.URL, tmp_path: Path, engine_for, per_migration: str) -> None:
+def test_destructive_revision_is_snapshotted_exactly(
+    any_url: sa.URL, tmp_path: Path, engine_for, per_migration: str
+) -> None:
     ini = copy_example("shop", tmp_path / "shop", any_url)
     engine = engine_for(any_url)
     alembic(ini, "-x", f"per_migration={per_migration}", "upgrade", "0001")
@@ -56,13 +58,16 @@ def test_destructive_revision_is_snapshotted_exactly(any_url: sa.URL, tmp_path: 
 
     # the snapshot holds exactly the destroyed values
     got = _restore_into_copy(engine, ini, backup["id"], "customers",
-                             "CREATE TABLE customers_copy (id INTEGER PRIMARY KEY, phone VARCHAR(40), score NUMERIC(8, 3))")
+                             "CREATE TABLE customers_copy "
+                             "(id INTEGER PRIMARY KEY, phone VARCHAR(40), score NUMERIC(8, 3))")
     assert got == phones
-    got = _restore_into_copy(engine, ini, backup["id"], "notes", "CREATE TABLE notes_copy (id INTEGER PRIMARY KEY, body TEXT)")
+    got = _restore_into_copy(engine, ini, backup["id"], "notes",
+                             "CREATE TABLE notes_copy (id INTEGER PRIMARY KEY, body TEXT)")
     assert got == notes
+    timestamp = "TIMESTAMP" if any_url.get_backend_name() == "postgresql" else "DATETIME"
     got = _restore_into_copy(engine, ini, backup["id"], "orders",
-                             "CREATE TABLE orders_copy (id INTEGER PRIMARY KEY, customer_id INTEGER, status VARCHAR(20), "
-                             "total NUMERIC(10, 2), created_at " + ("TIMESTAMP" if any_url.get_backend_name() == "postgresql" else "DATETIME") + ")")
+                             "CREATE TABLE orders_copy (id INTEGER PRIMARY KEY, customer_id INTEGER, "
+                             "status VARCHAR(20), total NUMERIC(10, 2), created_at " + timestamp + ")")
     assert got == cancelled
 
     # the reflected definition of a dropped table is in the manifest
@@ -112,7 +117,11 @@ def test_offline_sql_mode_emits_snapshot_statements(db: str, request: pytest.Fix
     proc = alembic(ini, "upgrade", "0001:0002", "--sql")
     out = proc.stdout
     assert "-- alembic-safety: snapshot before upgrade 0001 -> 0002" in out
-    schema_stmt = "CREATE SCHEMA IF NOT EXISTS alembic_safety" if db == "postgresql" else "CREATE DATABASE IF NOT EXISTS alembic_safety"
+    schema_stmt = (
+        "CREATE SCHEMA IF NOT EXISTS alembic_safety"
+        if db == "postgresql"
+        else "CREATE DATABASE IF NOT EXISTS alembic_safety"
+    )
     assert schema_stmt in out
     assert "CREATE TABLE alembic_safety." in out and "AS SELECT" in out
     assert "status = 'cancelled'" in out

@@ -44,7 +44,8 @@ MY_ROWS = [
         'short', X'00FF10', TRUE, '2026-02-28', '2026-03-01 12:34:56.789012',
         '2026-03-01 12:34:56.789012', '-838:59:59.000000', '{"a": [1, 2.5, null]}', 'b c', b'10100101')""",
     "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
-    "(3, -1, -0.000000000001, 0, '', '', X'', FALSE, '1000-01-01', '1000-01-01 00:00:00', NULL, '00:00:00', '[]', 'a', b'0')",
+    "(3, -1, -0.000000000001, 0, '', '', X'', FALSE, '1000-01-01', '1000-01-01 00:00:00', NULL, '00:00:00', "
+    "'[]', 'a', b'0')",
 ]
 SQLITE_COLUMNS = "id INTEGER PRIMARY KEY, i INTEGER, n NUMERIC, f REAL, t TEXT, b BLOB, d DATETIME, j JSON"
 SQLITE_ROWS = [
@@ -119,7 +120,9 @@ def test_column_and_where_snapshot_restores_exactly_those(any_url: sa.URL, tmp_p
     engine = engine_for(any_url)
     config = _config(tmp_path)
     with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE items (id INTEGER PRIMARY KEY, kind VARCHAR(10), price NUMERIC(10, 2), note TEXT)")
+        conn.exec_driver_sql(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, kind VARCHAR(10), price NUMERIC(10, 2), note TEXT)"
+        )
         conn.exec_driver_sql("CREATE TABLE items_copy (id INTEGER PRIMARY KEY, price NUMERIC(10, 2))")
         conn.execute(sa.text("INSERT INTO items VALUES (:id, :kind, :price, :note)"),
                      [{"id": i, "kind": "old" if i % 3 == 0 else "new", "price": f"{i}.25", "note": f"n{i}"}

@@ -46,7 +46,9 @@ PG = postgresql.dialect()
         ("this is not sql at all ((", OPAQUE, [], (), None),
     ],
 )
-def test_sql_classification(sql: str, kind: str, tables: list[TableRef], columns: tuple[str, ...], where: str | None) -> None:
+def test_sql_classification(
+    sql: str, kind: str, tables: list[TableRef], columns: tuple[str, ...], where: str | None
+) -> None:
     [effect] = analyze_sql(sql, "postgresql")
     assert effect.kind == kind, effect
     assert list(effect.tables) == tables
@@ -61,7 +63,10 @@ def test_several_statements_and_dialects() -> None:
     assert e.kind == COLUMNS and e.columns == ("c",)
     [e] = analyze_sql("REPLACE INTO t VALUES (1)", "mysql")
     assert e.kind == OPAQUE
-    assert where_columns("status = 'x' AND id IN (SELECT oid FROM other WHERE zzz = 1)", "postgresql") == {"status", "id"}
+    assert where_columns("status = 'x' AND id IN (SELECT oid FROM other WHERE zzz = 1)", "postgresql") == {
+        "status",
+        "id",
+    }
 
 
 def _upgrade_mixed() -> None:

@@ -163,7 +163,7 @@ def test_codec_round_trips_every_driver_value(row: list[object]) -> None:
         if isinstance(a, float) and math.isnan(a):
             assert isinstance(b, float) and math.isnan(b)
         else:
-            assert a == b and type(a) is type(b) or (isinstance(a, (bytes, list)) and a == b)
+            assert (a == b and type(a) is type(b)) or (isinstance(a, (bytes, list)) and a == b)
 
 
 def test_codec_examples() -> None:

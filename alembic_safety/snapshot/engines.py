@@ -88,7 +88,8 @@ class PgCopyEngine:
 
     def __init__(self, driver: str) -> None:
         self.driver = driver
-        self._plain = PGDialect()  # named paramstyle: compiled text keeps '%' as written
+        # named paramstyle: compiled text keeps '%' as written
+        self._plain = PGDialect()  # type: ignore[no-untyped-call]
 
     def _source_sql(self, conn: sa.Connection, table: TableRef, columns: list[str], where: str | None) -> str:
         prep = conn.dialect.identifier_preparer

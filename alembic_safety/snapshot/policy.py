@@ -106,8 +106,8 @@ def risks_of(step: RecordedStep) -> RiskReport:
                 what = "type" if op.modify_type is not None else "nullability"
                 risks.append(
                     Risk(_ref(op.table_name, op.schema), (op.column_name,), None,
-                         f"alter_column {op.column_name} ({what})")  # fmt: skip
-                )
+                         f"alter_column {op.column_name} ({what})")
+                )  # fmt: skip
         elif isinstance(op, alembic_ops.ExecuteSQLOp):
             for effect in step.effects_for(index):
                 for t in effect.tables:

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Inspector
+from sqlalchemy.engine.interfaces import ReflectedColumn
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
 
@@ -26,7 +27,7 @@ class LiveCatalog:
         self.inspector: Inspector = sa.inspect(conn)
         self.default_schema = self.inspector.default_schema_name
         self._names: dict[str | None, list[str]] = {}
-        self._columns: dict[TableRef, list[dict[str, Any]]] = {}
+        self._columns: dict[TableRef, list[ReflectedColumn]] = {}
         self._skip = {TableRef(version_table, self._norm(version_schema))}
 
     def _norm(self, schema: str | None) -> str | None:
@@ -63,7 +64,7 @@ class LiveCatalog:
             out += [TableRef(n, schema) for n in self._table_names(schema)]
         return [t for t in out if t not in self._skip]
 
-    def _cols(self, ref: TableRef) -> list[dict[str, Any]]:
+    def _cols(self, ref: TableRef) -> list[ReflectedColumn]:
         if ref not in self._columns:
             self._columns[ref] = list(self.inspector.get_columns(ref.name, schema=ref.schema))
         return self._columns[ref]
@@ -120,12 +121,3 @@ def table_definition(conn: sa.Connection, ref: TableRef) -> dict[str, Any]:
     definition["ddl"] = ddl
     return definition
 
-
-def reflected_table(conn: sa.Connection, ref: TableRef, new_name: str | None = None,
-                    new_schema: str | None = None) -> sa.Table:  # fmt: skip
-    """The live table reflected into a Table object, optionally renamed (for restore tests and
-    for recreating a table next to the original)."""
-    table = sa.Table(ref.name, sa.MetaData(), schema=ref.schema, autoload_with=conn, resolve_fks=False)
-    if new_name is None and new_schema is None:
-        return table
-    return table.to_metadata(sa.MetaData(), schema=new_schema, name=new_name)

@@ -8,6 +8,7 @@ by ``prune`` once the process that wrote it is gone.  Folders are 0700, files 06
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -64,9 +65,9 @@ class BackupStore(Protocol):
 
     def begin(self, backup_id: str) -> BackupWriter: ...
 
-    def list(self) -> list[Manifest]: ...
+    def list(self) -> builtins.list[Manifest]: ...
 
-    def incomplete(self) -> list[IncompleteBackup]: ...
+    def incomplete(self) -> builtins.list[IncompleteBackup]: ...
 
     def get(self, backup_id: str) -> Manifest: ...
 
@@ -117,10 +118,10 @@ class _FileWriter:
                 fh.close()
         tmp = self.path / (MANIFEST + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(manifest.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
+        with os.fdopen(fd, "w", encoding="utf-8") as mf:
+            mf.write(manifest.to_json())
+            mf.flush()
+            os.fsync(mf.fileno())
         os.replace(tmp, self.path / MANIFEST)
         with suppress(FileNotFoundError):
             (self.path / IN_PROGRESS).unlink()
@@ -176,7 +177,7 @@ class FileStore:
             raise BackupCorrupt(f"backup {folder.name}: manifest names another backup ({manifest.id})")
         return manifest
 
-    def list(self) -> list[Manifest]:
+    def list(self) -> builtins.list[Manifest]:
         """Complete backups, newest first."""
         out = []
         for folder in self._folders():
@@ -185,8 +186,8 @@ class FileStore:
                     out.append(self._read(folder))
         return sorted(out, key=lambda m: m.id, reverse=True)
 
-    def incomplete(self) -> list[IncompleteBackup]:
-        out = []
+    def incomplete(self) -> builtins.list[IncompleteBackup]:
+        out: builtins.list[IncompleteBackup] = []
         host = socket.gethostname()
         for folder in self._folders():
             if (folder / MANIFEST).is_file():
@@ -246,7 +247,7 @@ class FileStore:
         except OSError:
             return None
 
-    def extra_files(self, manifest: Manifest) -> list[str]:
+    def extra_files(self, manifest: Manifest) -> builtins.list[str]:
         known = {t.file for t in manifest.tables} | {MANIFEST}
         folder = self.root / manifest.id
         return sorted(p.name for p in folder.iterdir() if p.name not in known)

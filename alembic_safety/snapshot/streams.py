@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import zstandard
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 HASH_ALGORITHM = "sha256"
 COMPRESSION = "zstd"
@@ -36,7 +39,7 @@ class _RawSink(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, b: ReadableBuffer) -> int:
         view = memoryview(b)
         n = view.nbytes
         self._hash.update(view)
@@ -83,7 +86,7 @@ class VerifyingReader(io.RawIOBase):
 
     def __init__(self, source: BinaryIO) -> None:
         super().__init__()
-        self._reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+        self._reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
         self._hash = hashlib.new(HASH_ALGORITHM)
         self.raw_bytes = 0
 
