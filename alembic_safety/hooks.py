@@ -220,7 +220,7 @@ def offline_snapshot_sql(dialect: sa.Dialect, backup_id: str, tables: dict[Table
             target = sa.table(copy_name, schema=SAFETY_SCHEMA)
         query = sa.select(sa.text("*")).select_from(sa.table(ref.name, schema=ref.schema))
         if where is not None:
-            query = query.where(sa.text(where))
+            query = query.where(sa.literal_column(where))
         compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
         out.append(f"CREATE TABLE {prep.format_table(target)} AS {compiled}")
     return out

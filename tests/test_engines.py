@@ -127,16 +127,19 @@ def test_column_and_where_snapshot_restores_exactly_those(any_url: sa.URL, tmp_p
         conn.execute(sa.text("INSERT INTO items VALUES (:id, :kind, :price, :note)"),
                      [{"id": i, "kind": "old" if i % 3 == 0 else "new", "price": f"{i}.25", "note": f"n{i}"}
                       for i in range(1, 101)])  # fmt: skip
+    # a WHERE with a colon and a percent sign inside literals reaches the database verbatim
+    where = "kind = 'old' OR note LIKE 'x%' OR note = 'a:b'"
     with engine.begin() as conn:
-        req = BackupRequest((SnapshotRequest(TableRef("items"), ("id", "price"), "kind = 'old'", ("t",)),), "manual")
+        conn.exec_driver_sql("UPDATE items SET note = 'a:b' WHERE id = 1")
+        req = BackupRequest((SnapshotRequest(TableRef("items"), ("id", "price"), where, ("t",)),), "manual")
         manifest = take_backup(conn, req, config)
     assert manifest is not None
     [snap] = manifest.tables
-    assert snap.rows == 33 and snap.stored_columns == ("id", "price") and snap.where == "kind = 'old'"
+    assert snap.rows == 34 and snap.stored_columns == ("id", "price") and snap.where == where
     with engine.begin() as conn:
         restore_table(conn, open_store(config), manifest, snap, TableRef("items_copy"))
     with engine.connect() as conn:
-        expected = conn.exec_driver_sql("SELECT id, price FROM items WHERE kind = 'old' ORDER BY id").fetchall()
+        expected = conn.execute(sa.text("SELECT id, price FROM items WHERE kind = 'old' OR id = 1 ORDER BY id")).fetchall()
         assert conn.exec_driver_sql("SELECT id, price FROM items_copy ORDER BY id").fetchall() == expected
 
 

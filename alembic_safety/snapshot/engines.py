@@ -97,7 +97,7 @@ class PgCopyEngine:
             cols = ", ".join(prep.quote(c) for c in columns)
             return f"COPY {prep.format_table(table_clause(table))} ({cols}) TO STDOUT (FORMAT binary)"
         t = table_clause(table, columns)
-        query = sa.select(*t.c).where(sa.text(where))
+        query = sa.select(*t.c).where(sa.literal_column(where))
         compiled = query.compile(dialect=self._plain, compile_kwargs={"literal_binds": True})
         return f"COPY ({compiled}) TO STDOUT (FORMAT binary)"
 
@@ -160,7 +160,7 @@ class GenericEngine:
         t = table_clause(table, columns + [c for c in order_by if c not in columns])
         query = sa.select(*(t.c[c] for c in columns))
         if where is not None:
-            query = query.where(sa.text(where))
+            query = query.where(sa.literal_column(where))
         if order_by:
             query = query.order_by(*(t.c[c] for c in order_by))
         rows = 0
