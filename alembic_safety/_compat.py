@@ -9,7 +9,10 @@ from typing import Any
 
 import alembic.context as _context_module
 import alembic.op as _op_module
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
+
+_ORIGINALS: dict[type, Callable[..., Any]] = {}
 
 
 def current_migration_context() -> MigrationContext | None:
@@ -55,3 +58,29 @@ def emit_offline(ctx: MigrationContext, sql: str) -> None:
 
 def emit_offline_comment(ctx: MigrationContext, text: str) -> None:
     ctx.impl.static_output("\n".join(f"-- {line}" for line in text.splitlines()))
+
+
+def original_implementation(op_cls: type) -> Callable[..., Any]:
+    """Alembic's own implementation of an operation, even while ours replaces it."""
+    return _ORIGINALS.get(op_cls) or Operations._to_impl._registry[(op_cls, "default")]
+
+
+@contextmanager
+def implementations_replaced(mapping: dict[type, Callable[..., Any]]) -> Iterator[None]:
+    """``Operations.implementation_for(op, replace=True)`` for the duration, then Alembic's own
+    implementations are put back (the registry is process-wide)."""
+    saved = {cls: Operations._to_impl._registry[(cls, "default")] for cls in mapping}
+    for cls, fn in mapping.items():
+        _ORIGINALS[cls] = saved[cls]
+        Operations.implementation_for(cls, replace=True)(fn)
+    try:
+        yield
+    finally:
+        for cls, fn in saved.items():
+            Operations.implementation_for(cls, replace=True)(fn)
+            _ORIGINALS.pop(cls, None)
+
+
+def transaction_begun_by_env(ctx: MigrationContext) -> bool:
+    """Whether env.py began the connection's transaction itself (before configure())."""
+    return bool(getattr(ctx, "_in_external_transaction", False))

@@ -10,7 +10,8 @@ import json
 import os
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,14 @@ def isoformat(ts: datetime) -> str:
 
 
 class AuditLog:
-    """The event log under ``backup_dir``; safe to share between processes (O_APPEND)."""
+    """The event log under ``backup_dir``; safe to share between processes (O_APPEND).
 
-    def __init__(self, path: Path) -> None:
+    ``mirror``, when given, receives every event after it is on disk (the database store copies
+    them into its ``events`` table); a failing mirror never loses the event or stops the caller."""
+
+    def __init__(self, path: Path, mirror: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = path
+        self.mirror = mirror
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         record: dict[str, Any] = {"ts": isoformat(utcnow()), "event": event}
@@ -65,6 +70,9 @@ class AuditLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if self.mirror is not None:
+            with suppress(Exception):  # the file is the record; the mirror is a convenience
+                self.mirror(record)
         return record
 
     def read(self) -> Iterator[dict[str, Any]]:

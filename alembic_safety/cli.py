@@ -163,12 +163,10 @@ def backup(ctx: click.Context, name: str, tables: str | None) -> None:
 def backups(ctx: click.Context, fmt: str) -> None:
     """List complete backups (newest first) and any incomplete ones."""
     project = _project(ctx)
-    store = project.store
-    items = store.list()
-    incomplete = store.incomplete()
+    items, incomplete = lib.list_backups(project)
     if fmt == "json":
         data = [m.summary() for m in items] + [
-            {"id": i.id, "kind": None, "created_at": None, "revision_from": None, "revision_to": None,
+            {"id": i.id, "kind": None, "name": None, "created_at": None, "revision_from": None, "revision_to": None,
              "direction": None, "complete": False, "total_bytes": None, "tables": [], "reason": i.reason}
             for i in incomplete
         ]  # fmt: skip
@@ -237,7 +235,30 @@ def prune(ctx: click.Context, keep: int | None, dry_run: bool) -> None:
         out.print(f"{verb} {i.id} ({i.reason})")
     if not result.removed and not result.removed_incomplete:
         out.print("Nothing to prune.")
+    elif not dry_run:
+        out.print(f"{_human(result.freed)} freed.")
     out.print(f"{result.kept} complete backup(s) kept.")
+
+
+@main.command()
+@click.argument("backup_id")
+@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path),
+              help="Files store to copy into (default: backup_dir).")
+@click.pass_context
+def export(ctx: click.Context, backup_id: str, to: Path | None) -> None:
+    """Copy an in-database backup into the files store (for off-site keeping), verified first."""
+    manifest, path = lib.export_backup(_project(ctx), backup_id, to)
+    out.print(f"Exported {manifest.id}: {len(manifest.tables)} table(s), {manifest.total_rows} rows, "
+              f"{_human(manifest.total_bytes)} -> {path}", markup=False)
+
+
+@main.command("import")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+def import_(ctx: click.Context, folder: Path) -> None:
+    """Bring an exported backup folder back into the database store, verified first."""
+    manifest = lib.import_backup(_project(ctx), folder)
+    out.print(f"Imported {manifest.id}: {len(manifest.tables)} table(s), {manifest.total_rows} rows.", markup=False)
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -251,7 +272,8 @@ def status(ctx: click.Context, fmt: str) -> None:
         click.echo(json.dumps({
             "current": list(st.current) if st.current is not None else None,
             "heads": list(st.heads), "pending": st.pending, "database_error": st.database_error,
-            "backup_dir": st.backup_dir, "backups": [m.summary() for m in st.backups],
+            "backup_dir": st.backup_dir, "store": st.store, "snapshot_bytes": st.snapshot_bytes,
+            "backups": [m.summary() for m in st.backups],
             "incomplete_backups": [{"id": i.id, "reason": i.reason} for i in st.incomplete],
             "events": list(st.events),
         }, indent=2, default=str))  # fmt: skip
@@ -261,7 +283,10 @@ def status(ctx: click.Context, fmt: str) -> None:
         out.print(f"[bold]heads[/bold]    {', '.join(st.heads) or '-'}")
         if st.pending is not None:
             out.print(f"[bold]pending[/bold]  {st.pending} revision(s)")
-        out.print(f"[bold]backups[/bold]  {st.backup_dir}")
+        where = st.backup_dir if st.store == "files" else (
+            f"in the database ({_human(st.snapshot_bytes)} of snapshot tables) and {st.backup_dir}")
+        out.print("[bold]backups[/bold]  ", end="")
+        out.print(where, markup=False)
         if st.backups:
             out.print(_table_of_backups(st.backups))
         for i in st.incomplete:

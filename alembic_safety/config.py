@@ -20,7 +20,7 @@ SECTION = "alembic_safety"
 ENV_PREFIX = "ALEMBIC_SAFETY_"
 
 POLICIES = ("at-risk", "touched", "all", "none")
-STORES = ("files",)
+STORES = ("auto", "files", "database")
 OVERSIZE = ("error", "warn")
 
 
@@ -38,7 +38,16 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("enabled", "true", "false turns every hook off (alembic runs as if we were absent)"),
     Setting("backup_dir", "backups", "where backups and the audit log live; relative to this file"),
-    Setting("store", "files", "where snapshots are kept: files"),
+    Setting(
+        "store", "auto",
+        "where snapshots are kept: database (a schema beside the data), files, or auto (database on "
+        "PostgreSQL and MySQL/MariaDB, files elsewhere)",
+    ),
+    Setting(
+        "snapshot_schema", "",
+        "the schema of the database store (empty: alembic_safety on PostgreSQL; on MySQL/MariaDB, where a "
+        "schema is a database, alembic_safety_<database>)",
+    ),
     Setting("snapshot", "at-risk", "what each step snapshots: at-risk | touched | all | none"),
     Setting("include_tables", "", "only these tables are ever snapshotted (comma-separated globs)"),
     Setting("exclude_tables", "", "these tables are never snapshotted (comma-separated globs)"),
@@ -71,7 +80,8 @@ class SafetyConfig:
 
     backup_dir: Path
     enabled: bool = True
-    store: str = "files"
+    store: str = "auto"
+    snapshot_schema: str = ""
     snapshot: str = "at-risk"
     include_tables: tuple[str, ...] = ()
     exclude_tables: tuple[str, ...] = ()
@@ -81,6 +91,12 @@ class SafetyConfig:
     compression_level: int = 3
     lock_timeout: float = 10.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def store_for(self, dialect_name: str) -> str:
+        """The store used on this dialect: ``auto`` means the database where it can hold one."""
+        if self.store != "auto":
+            return self.store
+        return "database" if dialect_name in ("postgresql", "mysql", "mariadb") else "files"
 
     def wants_table(self, name: str) -> bool:
         """Whether include/exclude lists allow snapshotting ``name`` (``schema.table`` or bare)."""
@@ -145,6 +161,13 @@ def parse_choice(value: str, key: str, origin: str, choices: tuple[str, ...]) ->
     return v
 
 
+def parse_identifier(value: str, key: str, origin: str) -> str:
+    v = value.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", v):
+        raise ConfigError(f"{key} = {value!r} ({origin}) must be a plain identifier (letters, digits, _)")
+    return v
+
+
 def parse_list(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.replace("\n", ",").split(",") if p.strip())
 
@@ -192,6 +215,7 @@ def load_config(
         backup_dir=backup_dir,
         enabled=parse_bool(*get("enabled")),
         store=parse_choice(*get("store"), STORES),
+        snapshot_schema=parse_identifier(*get("snapshot_schema")) if raw["snapshot_schema"][0].strip() else "",
         snapshot=parse_choice(*get("snapshot"), POLICIES),
         include_tables=parse_list(raw["include_tables"][0]),
         exclude_tables=parse_list(raw["exclude_tables"][0]),

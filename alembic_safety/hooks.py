@@ -34,9 +34,12 @@ from . import _compat
 from .audit import AuditLog, redact_url
 from .config import SafetyConfig, from_alembic_config
 from .errors import SafetyError
+from .offline import database_store_statements, files_store_statements
 from .record import RecordedStep, record
-from .snapshot.backup import BackupRequest, take_backup
+from .snapshot.backup import BackupRequest, database_store, snapshot_schema, take_backup
+from .snapshot.dbstore import MOVED, DatabaseStore
 from .snapshot.manifest import Manifest
+from .snapshot.moves import Mover, PlannedMove, drops_become_moves, finish_moves
 from .snapshot.policy import SnapshotRequest, plan_snapshot, risks_of
 from .snapshot.reflect import SAFETY_SCHEMA, LiveCatalog
 from .snapshot.store import new_backup_id
@@ -72,6 +75,7 @@ class _Pending:
     started: float
     recorded: RecordedStep | None
     backup: Manifest | None
+    mover: Mover | None = None
 
 
 @dataclass
@@ -84,9 +88,11 @@ class SafetySession:
     pending: dict[tuple[str, bool], _Pending] = field(default_factory=dict)
     backups: list[str] = field(default_factory=list)
 
+    mirror: Callable[[dict[str, Any]], None] | None = None  # the database store's events table
+
     @property
     def audit(self) -> AuditLog:
-        return AuditLog(self.config.audit_path)
+        return AuditLog(self.config.audit_path, self.mirror)
 
     # -- before the step ---------------------------------------------------------------------
     def run_step(self, mctx: MigrationContext, script: Script, upgrade: bool,
@@ -101,13 +107,17 @@ class SafetySession:
         for reason in report.opaque:
             self.audit.write("step_opaque", revision=script.revision, direction=direction, reason=reason)
         backup: Manifest | None = None
+        mover: Mover | None = None
         if mctx.as_sql:
-            self._emit_offline(mctx, report, script, direction, rev_from, rev_to)
+            mover = self._emit_offline(mctx, report, script, direction, rev_from, rev_to)
         else:
-            backup = self._snapshot(mctx, report, script, direction, rev_from, rev_to)
-        self.pending[(script.revision, upgrade)] = _Pending(started, recorded, backup)
+            backup, mover = self._snapshot(mctx, report, script, direction, rev_from, rev_to)
+        self.pending[(script.revision, upgrade)] = _Pending(started, recorded, backup, mover)
         try:
-            return fn(*args, **kwargs)
+            if mover is None:
+                return fn(*args, **kwargs)
+            with drops_become_moves(mctx, mover):
+                return fn(*args, **kwargs)
         except BaseException as exc:
             self.audit.write(
                 "revision_failed", revision=script.revision, direction=direction,
@@ -119,64 +129,101 @@ class SafetySession:
             raise
 
     def _snapshot(self, mctx: MigrationContext, report: Any, script: Script, direction: str,
-                  rev_from: str | None, rev_to: str | None) -> Manifest | None:  # fmt: skip
+                  rev_from: str | None, rev_to: str | None) -> tuple[Manifest | None, Mover | None]:  # fmt: skip
         conn = mctx.connection
         if conn is None:
             raise SafetyError(
                 "alembic-safety needs a connection: call install(context) after context.configure(connection=...)"
             )
-        catalog = LiveCatalog(conn, version_table=mctx.version_table, version_schema=mctx.version_table_schema)
-        requests, notes = plan_snapshot(report, self.config, catalog, dialect_name=conn.dialect.name,
-                                        skip=[TableRef(SAFETY_SCHEMA)])  # fmt: skip
+        catalog = LiveCatalog(conn, version_table=mctx.version_table, version_schema=mctx.version_table_schema,
+                              safety_schema=snapshot_schema(conn, self.config.snapshot_schema))  # fmt: skip
+        requests, notes = plan_snapshot(report, self.config, catalog, dialect_name=conn.dialect.name)
         for note in notes:
             log.info("%s", note)
         if not requests:
             log.info("%s %s: nothing at risk, no snapshot", direction, script.revision)
-            return None
+            return None, None
+        db = database_store(conn, self.config)
+        if db is not None:
+            db.ensure()
+            self.mirror = db.record_event
+        move = frozenset(r.table for r in requests if _pure_drop(r)) if db is not None else frozenset()
         manifest = take_backup(
             conn,
             BackupRequest(tuple(requests), "pre-revision", name=_slug(script), revision_from=rev_from,
                           revision_to=rev_to, direction=direction, notes=tuple(notes),
                           protect=frozenset(self.backups)),
-            self.config, audit=self.audit, version_table=mctx.version_table,
+            self.config, audit=self.audit, version_table=mctx.version_table, move=move,
         )  # fmt: skip
-        if manifest is not None:
-            self.backups.append(manifest.id)
-            log.info("snapshot %s: %s (%d rows, %d bytes)", manifest.id,
-                     ", ".join(_describe(t) for t in requests), manifest.total_rows, manifest.total_bytes)  # fmt: skip
-        return manifest
+        if manifest is None:
+            return None, None
+        self.backups.append(manifest.id)
+        log.info("snapshot %s: %s (%d rows, %d bytes)", manifest.id,
+                 ", ".join(_describe(t) for t in requests if t.table not in move), manifest.total_rows,
+                 manifest.total_bytes)  # fmt: skip
+        if not move or db is None:
+            return manifest, None
+        plans = {
+            TableRef(t.name, t.schema): PlannedMove(TableRef(t.name, t.schema), t.file, list(t.stored_columns),
+                                                    list(t.definition.get("foreign_keys") or []))
+            for t in manifest.tables if t.format == MOVED
+        }  # fmt: skip
+        log.info("drops become moves: %s", ", ".join(k.key for k in plans))
+        return manifest, Mover(db, plans, catalog.resolve)
 
     def _emit_offline(self, mctx: MigrationContext, report: Any, script: Script, direction: str,
-                      rev_from: str | None, rev_to: str | None) -> None:  # fmt: skip
-        """Offline: nothing can be read, so write the snapshot statements into the script.
-        Without the live catalogue every at-risk table is copied with all its columns."""
+                      rev_from: str | None, rev_to: str | None) -> Mover | None:  # fmt: skip
+        """Offline: nothing can be read, so write the snapshot statements into the script."""
         if self.config.snapshot == "none":
-            return
-        tables: dict[TableRef, str | None] = {}
+            return None
+        use_db = self.config.store_for(mctx.dialect.name) == "database"
+        copies: dict[TableRef, str | None] = {}
+        drops: dict[TableRef, bool] = {}
         for risk in report.risks:
             if not self.config.wants_table(risk.table.key):
                 continue
-            prev = tables.get(risk.table, risk.where)
-            tables[risk.table] = None if prev is None or risk.where is None else (
+            pure = risk.columns is None and risk.where is None and (
+                risk.reason.startswith("drop_table ") or risk.reason == "DROP TABLE")
+            drops[risk.table] = drops.get(risk.table, True) and pure
+            prev = copies.get(risk.table, risk.where)
+            copies[risk.table] = None if prev is None or risk.where is None else (
                 prev if prev == risk.where else f"({prev}) OR ({risk.where})")
         if self.config.snapshot in ("touched", "all") or report.opaque:
             for t in report.named:
                 if self.config.wants_table(t.key):
-                    tables[t] = None
+                    copies[t] = None
+                    drops[t] = False
+        moves = [t for t, pure in drops.items() if pure] if use_db else []
+        for t in moves:
+            copies.pop(t, None)
         backup_id = new_backup_id(rev_to if direction == "upgrade" else rev_from, _slug(script))
         header = [f"alembic-safety: snapshot before {direction} {rev_from} -> {rev_to} (backup {backup_id})"]
         header += [f"opaque: {why}" for why in report.opaque]
         if report.opaque and not report.named:
             header.append("the step names no table: snapshot every table by hand before running it")
-        if not tables:
+        header += [f"{t.key}: its drop moves it into the snapshot schema" for t in moves]
+        if not copies and not moves:
             header.append("nothing at risk")
         _compat.emit_offline_comment(mctx, "\n".join(header))
-        if not tables:
-            return
-        for stmt in offline_snapshot_sql(mctx.dialect, backup_id, tables):
+        if not copies and not moves:
+            return None
+        mover: Mover | None = None
+        if use_db:
+            schema = self.config.snapshot_schema or _offline_schema(mctx, self.environment)
+            plan = database_store_statements(
+                mctx.dialect, schema, backup_id, copies, moves, kind="pre-revision", name=_slug(script),
+                revision_from=rev_from, revision_to=rev_to, direction=direction, notes=tuple(report.opaque))
+            statements: list[str] = list(plan.statements)
+            if plan.moves:
+                store = DatabaseStore(None, schema)
+                mover = Mover(store, {t: PlannedMove(t, n, [], []) for t, n in plan.moves.items()}, lambda r: r)
+        else:
+            statements = files_store_statements(mctx.dialect, backup_id, copies)
+        for stmt in statements:
             _compat.emit_offline(mctx, stmt)
         self.audit.write("offline_snapshot_emitted", backup_id=backup_id, revision=script.revision,
-                         direction=direction, tables=[t.key for t in tables])  # fmt: skip
+                         direction=direction, tables=[t.key for t in copies], moved=[t.key for t in moves])  # fmt: skip
+        return mover
 
     # -- after the step ----------------------------------------------------------------------
     def after_step(self, ctx: MigrationContext, step: MigrationInfo, heads: set[str], run_args: Any) -> None:
@@ -188,6 +235,8 @@ class SafetySession:
         pending = self.pending.pop((revision, step.is_upgrade), None)
         if pending is None:
             return
+        if pending.mover is not None and pending.backup is not None:
+            pending.backup = finish_moves(pending.mover, pending.backup)
         direction = "upgrade" if step.is_upgrade else "downgrade"
         down = _rev_str(step.down_revision_ids)
         rev_from, rev_to = (down, revision) if step.is_upgrade else (revision, down)
@@ -203,27 +252,15 @@ class SafetySession:
         )  # fmt: skip
 
 
-def offline_snapshot_sql(dialect: sa.Dialect, backup_id: str, tables: dict[TableRef, str | None]) -> list[str]:
-    """``CREATE TABLE <backup schema>.<id>__<table> AS SELECT ...`` per table; identifiers are
-    quoted by SQLAlchemy.  SQLite has no schemas: the copies go beside the tables."""
-    prep = dialect.identifier_preparer
-    out: list[str] = []
-    if dialect.name == "postgresql":
-        out.append(f"CREATE SCHEMA IF NOT EXISTS {prep.quote_schema(SAFETY_SCHEMA)}")
-    elif dialect.name in ("mysql", "mariadb"):
-        out.append(f"CREATE DATABASE IF NOT EXISTS {prep.quote_schema(SAFETY_SCHEMA)}")
-    for ref, where in tables.items():
-        copy_name = f"{backup_id[:22]}__{ref.key}"[:63]
-        if dialect.name == "sqlite":
-            target = sa.table(f"{SAFETY_SCHEMA}__{copy_name}"[:63])
-        else:
-            target = sa.table(copy_name, schema=SAFETY_SCHEMA)
-        query = sa.select(sa.text("*")).select_from(sa.table(ref.name, schema=ref.schema))
-        if where is not None:
-            query = query.where(sa.literal_column(where))
-        compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-        out.append(f"CREATE TABLE {prep.format_table(target)} AS {compiled}")
-    return out
+def _offline_schema(mctx: MigrationContext, environment: Any) -> str:
+    """The default snapshot schema when nothing can be asked of the database."""
+    if mctx.dialect.name not in ("mysql", "mariadb"):
+        return SAFETY_SCHEMA
+    try:
+        url = sa.make_url(environment.config.get_main_option("sqlalchemy.url") or "")
+    except Exception:
+        return SAFETY_SCHEMA
+    return f"{SAFETY_SCHEMA}_{url.database}"[:64] if url.database else SAFETY_SCHEMA
 
 
 def _recording_opts(mctx: MigrationContext) -> dict[str, Any]:
@@ -248,6 +285,12 @@ def _rev_str(rev: Any) -> str | None:
 def _slug(script: Script) -> str:
     doc = (script.doc or "").strip().splitlines()
     return doc[0][:24] if doc else ""
+
+
+def _pure_drop(req: SnapshotRequest) -> bool:
+    """A whole table at risk only because the step drops it: it can be moved, not copied."""
+    return req.columns is None and req.where is None and all(
+        r.startswith("drop_table ") or r == "DROP TABLE" for r in req.reasons)
 
 
 def _describe(req: SnapshotRequest) -> str:

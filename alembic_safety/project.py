@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,15 +20,19 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+from . import _compat
 from .audit import AuditLog, redact_text
 from .config import SafetyConfig, from_alembic_config, parse_x_args
-from .errors import ConfigError, DatabaseUnavailable, SafetyError, UnknownTable
-from .snapshot.backup import BackupRequest, open_store, take_backup
+from .errors import BackupCorrupt, BackupNotFound, ConfigError, DatabaseUnavailable, SafetyError, UnknownTable
+from .snapshot.backup import BackupRequest, database_store, open_store, take_backup
+from .snapshot.dbstore import COPIED, DatabaseStore, snapshot_table_name
+from .snapshot.engines import engine_for
 from .snapshot.manifest import Manifest
 from .snapshot.policy import SnapshotRequest
 from .snapshot.reflect import LiveCatalog
-from .snapshot.restore import VerifyResult, verify_backup
-from .snapshot.store import BackupStore, IncompleteBackup
+from .snapshot.restore import VerifyResult, restore_table, verify_backup
+from .snapshot.store import BackupStore, FileStore, IncompleteBackup
+from .snapshot.streams import COMPRESSION, HASH_ALGORITHM, SnapshotSink
 from .sqlinfo import TableRef
 
 T = TypeVar("T")
@@ -87,6 +91,11 @@ def with_database(project: Project, work: Callable[[sa.Connection, MigrationCont
         if context.connection is None:
             raise SafetyError("env.py ran in offline mode; alembic-safety needs a database connection")
         results.append(work(context.connection, context))
+        if (not context.impl.transactional_ddl and context.connection.in_transaction()
+                and not _compat.transaction_begun_by_env(context)):
+            # without transactional DDL, env.py's context.begin_transaction() is a no-op: commit
+            # what the work wrote (a catalogue row on MySQL), as a migration step would
+            context.connection.commit()
         return []
 
     # env.py's logging setup would print alembic's INFO chatter around our own output
@@ -152,13 +161,57 @@ def manual_backup(project: Project, name: str, tables: list[str] | None,
     return with_database(project, work)
 
 
+AnyStore = BackupStore | DatabaseStore
+
+
+StoreWork = Callable[[list[AnyStore], sa.Connection | None, MigrationContext | None], T]
+
+
+def with_stores(project: Project, work: StoreWork[T]) -> T:
+    """Run ``work`` with the project's stores: the database store first (connected through
+    env.py) when the settings choose it, then the files store (which also holds exports)."""
+    files = FileStore(project.config.backup_dir)
+    if project.config.store == "files":
+        return work([files], None, None)
+
+    def on_db(conn: sa.Connection, ctx: MigrationContext) -> T:
+        db = database_store(conn, project.config)
+        return work([db, files] if db is not None else [files], conn, ctx)
+
+    return with_database(project, on_db)[0]
+
+
+def _find(stores: list[AnyStore], backup_id: str) -> tuple[AnyStore, Manifest]:
+    missing: BackupNotFound | None = None
+    for store in stores:
+        try:
+            return store, store.get(backup_id)
+        except BackupNotFound as exc:
+            if "ambiguous" in str(exc) or "incomplete" in str(exc) or "not a backup id" in str(exc):
+                raise
+            missing = missing or exc
+    raise missing or BackupNotFound(backup_id)
+
+
+def list_backups(project: Project) -> tuple[list[Manifest], list[IncompleteBackup]]:
+    def work(stores: list[AnyStore], conn: Any, ctx: Any) -> tuple[list[Manifest], list[IncompleteBackup]]:
+        manifests = sorted((m for s in stores for m in s.list()), key=lambda m: m.id, reverse=True)
+        return manifests, [i for s in stores for i in s.incomplete()]
+
+    return with_stores(project, work)
+
+
 def show_backup(project: Project, backup_id: str) -> Manifest:
-    return project.store.get(backup_id)
+    return with_stores(project, lambda stores, conn, ctx: _find(stores, backup_id)[1])
 
 
 def verify(project: Project, backup_id: str) -> tuple[Manifest, list[VerifyResult]]:
-    manifest = project.store.get(backup_id)
-    results = verify_backup(project.store, manifest)
+    def work(stores: list[AnyStore], conn: Any, ctx: Any) -> tuple[Manifest, list[VerifyResult]]:
+        store, manifest = _find(stores, backup_id)
+        results = store.verify(manifest) if isinstance(store, DatabaseStore) else verify_backup(store, manifest)
+        return manifest, results
+
+    manifest, results = with_stores(project, work)
     project.audit.write("backup_verified", backup_id=manifest.id, ok=all(r.ok for r in results),
                         problems=[f"{r.table}: {r.detail}" for r in results if not r.ok])  # fmt: skip
     return manifest, results
@@ -170,25 +223,40 @@ class PruneResult:
     removed_incomplete: tuple[IncompleteBackup, ...]
     kept: int
     dry_run: bool
+    freed: int
 
 
 def prune(project: Project, keep: int | None, dry_run: bool) -> PruneResult:
-    """Remove complete backups beyond the newest ``keep`` and every interrupted folder."""
-    store = project.store
+    """Remove complete backups beyond the newest ``keep`` (per store) and every interrupted one."""
     keep = project.config.keep if keep is None else keep
     if keep < 0:
         raise SafetyError("--keep must be 0 or more")
-    complete = store.list()
-    doomed = complete[keep:] if keep else []  # keep = 0 keeps everything, as in the settings
-    dead = [i for i in store.incomplete() if i.removable]
-    if not dry_run:
-        for m in doomed:
-            freed = store.delete(m.id)
-            project.audit.write("backup_pruned", backup_id=m.id, bytes=freed, reason=f"prune --keep {keep}")
-        for inc in dead:
-            store.delete(inc.id)
-            project.audit.write("backup_pruned", backup_id=inc.id, reason=inc.reason)
-    return PruneResult(tuple(doomed), tuple(dead), len(complete) - len(doomed), dry_run)
+
+    def work(stores: list[AnyStore], conn: Any, ctx: Any) -> PruneResult:
+        removed: list[Manifest] = []
+        dead_all: list[IncompleteBackup] = []
+        kept = 0
+        freed = 0
+        for store in stores:
+            complete = store.list()
+            doomed = complete[keep:] if keep else []  # keep = 0 keeps everything, as in the settings
+            dead = [i for i in store.incomplete() if i.removable]
+            kept += len(complete) - len(doomed)
+            removed += doomed
+            dead_all += dead
+            if dry_run:
+                continue
+            for m in doomed:
+                n = store.delete(m.id)
+                freed += n
+                project.audit.write("backup_pruned", backup_id=m.id, bytes=n, store=store.name,
+                                    reason=f"prune --keep {keep}")  # fmt: skip
+            for inc in dead:
+                freed += store.delete(inc.id)
+                project.audit.write("backup_pruned", backup_id=inc.id, store=store.name, reason=inc.reason)
+        return PruneResult(tuple(removed), tuple(dead_all), kept, dry_run, freed)
+
+    return with_stores(project, work)
 
 
 @dataclass(frozen=True)
@@ -201,6 +269,8 @@ class Status:
     incomplete: tuple[IncompleteBackup, ...]
     events: tuple[dict[str, Any], ...]
     backup_dir: str
+    store: str
+    snapshot_bytes: int | None  # space the snapshot schema occupies (database store)
 
 
 def status(project: Project, n_backups: int = 5, n_events: int = 10) -> Status:
@@ -209,8 +279,22 @@ def status(project: Project, n_backups: int = 5, n_events: int = 10) -> Status:
     current: tuple[str, ...] | None = None
     pending: int | None = None
     error: str | None = None
+    files = FileStore(project.config.backup_dir)
+    listed: tuple[list[Manifest], list[IncompleteBackup], int | None, str] = (files.list(), files.incomplete(), None,
+                                                                               "files")  # fmt: skip
+
+    def work(conn: sa.Connection, ctx: MigrationContext) -> tuple[str, ...]:
+        nonlocal listed
+        db = database_store(conn, project.config) if project.config.store != "files" else None
+        if db is not None:
+            stores: list[AnyStore] = [db, files]
+            manifests = sorted((m for s in stores for m in s.list()), key=lambda m: m.id, reverse=True)
+            listed = (manifests, [i for s in stores for i in s.incomplete()], db.space() if db.exists() else 0,
+                      "database")  # fmt: skip
+        return tuple(ctx.get_current_heads())
+
     try:
-        current = with_database(project, lambda conn, ctx: tuple(ctx.get_current_heads()))[0]
+        current = with_database(project, work)[0]
     except DatabaseUnavailable as exc:
         error = str(exc)
     if current is not None:
@@ -219,9 +303,107 @@ def status(project: Project, n_backups: int = 5, n_events: int = 10) -> Status:
             pending = sum(1 for _ in script.revision_map.iterate_revisions(heads, lower, implicit_base=True))
         except CommandError as exc:
             error = f"the database is at a revision this project does not know: {exc}"
-    store = project.store
     return Status(
         current=current, heads=heads, pending=pending, database_error=error,
-        backups=tuple(store.list()[:n_backups]), incomplete=tuple(store.incomplete()),
+        backups=tuple(listed[0][:n_backups]), incomplete=tuple(listed[1]),
         events=tuple(project.audit.tail(n_events)), backup_dir=str(project.config.backup_dir),
+        store=listed[3], snapshot_bytes=listed[2],
     )  # fmt: skip
+
+
+class _DeclaredType(sa.types.UserDefinedType[Any]):
+    """A column type given as the DDL text the manifest recorded (``numeric(12, 2)``)."""
+
+    cache_ok = True
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.spec
+
+
+def export_backup(project: Project, backup_id: str, to: Path | None = None) -> tuple[Manifest, Path]:
+    """Copy an in-database backup into the files store (``to``, default ``backup_dir``),
+    after verifying it; streamed, compressed and checksummed like any file snapshot."""
+
+    def work(stores: list[AnyStore], conn: Any, ctx: Any) -> tuple[Manifest, Path]:
+        store, manifest = _find(stores, backup_id)
+        if not isinstance(store, DatabaseStore):
+            raise SafetyError(f"backup {manifest.id} is already in the files store ({project.config.backup_dir})")
+        bad = [r for r in store.verify(manifest) if not r.ok]
+        if bad:
+            raise BackupCorrupt(f"backup {manifest.id} failed verification ({bad[0].table}: {bad[0].detail}); "
+                                "not exported")  # fmt: skip
+        manifest = store.get(manifest.id)  # checksums of moved tables are sealed now
+        dest = FileStore(to or project.config.backup_dir)
+        writer = dest.begin(manifest.id)
+        engine = engine_for(conn)
+        tables = []
+        try:
+            for index, t in enumerate(manifest.tables, start=1):
+                name, fh = writer.open_table(index, engine.format)
+                sink = SnapshotSink(fh, level=project.config.compression_level)
+                order = [c for c in t.primary_key if c in t.stored_columns]
+                rows = engine.dump(conn, TableRef(t.file, store.schema), list(t.stored_columns), None, order, sink)
+                checksum, raw, stored = sink.finish()
+                tables.append(replace(t, file=name, format=engine.format, checksum=checksum, rows=rows,
+                                      bytes=stored, raw_bytes=raw))  # fmt: skip
+            exported = replace(manifest, store="files", tables=tuple(tables), hash_algorithm=HASH_ALGORITHM,
+                               compression=COMPRESSION, notes=(*manifest.notes, "exported from the database store"))
+            writer.commit(exported)
+        except BaseException:
+            writer.abort()
+            raise
+        return exported, dest.root / manifest.id
+
+    manifest, path = with_stores(project, work)
+    project.audit.write("backup_exported", backup_id=manifest.id, to=str(path))
+    return manifest, path
+
+
+def import_backup(project: Project, folder: Path) -> Manifest:
+    """Bring an exported backup (a folder with manifest.json) back into the database store."""
+    folder = folder.resolve()
+    source = FileStore(folder.parent)
+    try:
+        manifest = source.get(folder.name)
+    except BackupNotFound as exc:
+        raise SafetyError(f"{folder} is not a complete backup folder (it needs a manifest.json)") from exc
+    bad = [r for r in verify_backup(source, manifest) if not r.ok]
+    if bad:
+        raise BackupCorrupt(f"{folder}: {bad[0].table}: {bad[0].detail}; not imported")
+
+    def work(stores: list[AnyStore], conn: Any, ctx: Any) -> Manifest:
+        db = next((s for s in stores if isinstance(s, DatabaseStore)), None)
+        if db is None:
+            raise SafetyError("import needs the database store (store = database or auto on PostgreSQL/MySQL)")
+        if manifest.dialect != conn.dialect.name:
+            raise SafetyError(
+                f"backup {manifest.id} comes from {manifest.dialect}, this database is {conn.dialect.name}")
+        db.ensure()
+        if any(m.id == manifest.id for m in db.list()):
+            raise SafetyError(f"backup {manifest.id} is already in the database")
+        tables = []
+        for index, t in enumerate(manifest.tables, start=1):
+            types = {c["name"]: str(c["type"]) for c in t.definition.get("columns", [])}
+            missing = [c for c in t.stored_columns if c not in types]
+            if missing:
+                raise BackupCorrupt(f"backup {manifest.id}: {t.key} has no recorded type for {', '.join(missing)}")
+            name = snapshot_table_name(manifest.id, index)
+            table = sa.Table(name, sa.MetaData(), *(sa.Column(c, _DeclaredType(types[c])) for c in t.stored_columns),
+                             schema=db.schema)  # fmt: skip
+            table.create(conn)
+            restore_table(conn, source, manifest, t, TableRef(name, db.schema))
+            rows, checksum = db.checksum(name, list(t.stored_columns))
+            size = db.table_bytes([name])
+            tables.append(replace(t, file=name, format=COPIED, rows=rows, checksum=checksum, bytes=size,
+                                  raw_bytes=size))  # fmt: skip
+        imported = replace(manifest, store="database", tables=tuple(tables), hash_algorithm="row-hash-sum",
+                           compression="none", notes=(*manifest.notes, f"imported from {folder.name}"))
+        db.write_manifest(imported)
+        return imported
+
+    imported = with_stores(project, work)
+    project.audit.write("backup_imported", backup_id=imported.id, source=str(folder))
+    return imported

@@ -106,6 +106,7 @@ def mariadb_url() -> Iterator[sa.URL]:
     finally:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"DROP DATABASE IF EXISTS `alembic_safety_{name}`")  # the database store's
         admin.close()
 
 

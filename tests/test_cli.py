@@ -178,7 +178,7 @@ def test_sigkill_mid_stream_leaves_no_usable_backup_and_prune_removes_it(pg_url:
             "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS payload, now() AS at "
             "FROM generate_series(1, 2000000) g"
         )
-    ini = copy_example("shop", tmp_path / "shop", pg_url, compression_level="19")
+    ini = copy_example("shop", tmp_path / "shop", pg_url, compression_level="19", store="files")
     backups = tmp_path / "shop" / "backups"
     cmd = [sys.executable, "-m", "alembic_safety", "-c", str(ini), "backup", "--tables", "big"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -39,7 +39,7 @@ def _events(ini: Path) -> list[dict]:
 
 
 def test_one_transaction_snapshot_sees_the_earlier_uncommitted_step(pg_url: sa.URL, tmp_path: Path) -> None:
-    ini = copy_example("shop", tmp_path / "shop", pg_url)
+    ini = copy_example("shop", tmp_path / "shop", pg_url, store="files")
     alembic(ini, "upgrade", "0002")  # 0001 creates and fills the tables in the same transaction
     [b] = backups_json(ini)
     rows = {t["name"]: t["rows"] for t in b["tables"]}
@@ -47,7 +47,7 @@ def test_one_transaction_snapshot_sees_the_earlier_uncommitted_step(pg_url: sa.U
 
 
 def test_failing_step_rolls_back_on_postgresql_and_is_audited(pg_url: sa.URL, tmp_path: Path, engine_for) -> None:
-    ini = copy_example("shop", tmp_path / "shop", pg_url)
+    ini = copy_example("shop", tmp_path / "shop", pg_url, store="files")
     (tmp_path / "shop" / "migrations" / "versions" / "0005_failing.py").write_text(FAILING)
     alembic(ini, "upgrade", "0004")
     proc = alembic(ini, "upgrade", "head", check=False)

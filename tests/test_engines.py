@@ -80,7 +80,7 @@ def _all(conn: sa.Connection, table: str) -> list[str]:
 
 
 def _config(tmp_path: Path) -> SafetyConfig:
-    return SafetyConfig(backup_dir=tmp_path / "backups")
+    return SafetyConfig(backup_dir=tmp_path / "backups", store="files")
 
 
 def _roundtrip(url: sa.URL, tmp_path: Path, engine_for) -> None:
@@ -139,7 +139,8 @@ def test_column_and_where_snapshot_restores_exactly_those(any_url: sa.URL, tmp_p
     with engine.begin() as conn:
         restore_table(conn, open_store(config), manifest, snap, TableRef("items_copy"))
     with engine.connect() as conn:
-        expected = conn.execute(sa.text("SELECT id, price FROM items WHERE kind = 'old' OR id = 1 ORDER BY id")).fetchall()
+        query = "SELECT id, price FROM items WHERE kind = 'old' OR id = 1 ORDER BY id"
+        expected = conn.execute(sa.text(query)).fetchall()
         assert conn.exec_driver_sql("SELECT id, price FROM items_copy ORDER BY id").fetchall() == expected
 
 

@@ -14,10 +14,11 @@ from ..audit import AuditLog, isoformat, redact_url, utcnow
 from ..config import SafetyConfig
 from ..errors import LockTimeout, SafetyError, SnapshotError, SnapshotTooLarge
 from ..sqlinfo import TableRef
+from .dbstore import COPIED, MOVED, PENDING, DatabaseStore, snapshot_table_name, supports_database_store
 from .engines import Engine, engine_for
 from .manifest import Manifest, TableSnapshot
 from .policy import SnapshotRequest
-from .reflect import LiveCatalog, table_definition
+from .reflect import SAFETY_SCHEMA, LiveCatalog, table_definition
 from .store import BackupStore, BackupWriter, FileStore, new_backup_id
 from .streams import COMPRESSION, HASH_ALGORITHM, SnapshotSink
 
@@ -69,6 +70,29 @@ def lock_tables(conn: sa.Connection, tables: Sequence[TableRef], timeout: float)
     conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": prev})
 
 
+def database_store(conn: sa.Connection, config: SafetyConfig) -> DatabaseStore | None:
+    """The in-database store when the settings choose it for this connection's dialect."""
+    kind = config.store_for(conn.dialect.name)
+    if kind != "database":
+        return None
+    if not supports_database_store(conn.dialect.name):
+        raise SafetyError(f"store = database needs PostgreSQL or MySQL/MariaDB, not {conn.dialect.name}; "
+                          "set store = files")  # fmt: skip
+    return DatabaseStore(conn, snapshot_schema(conn, config.snapshot_schema))
+
+
+def snapshot_schema(conn: sa.Connection, configured: str) -> str:
+    """The configured schema, or the default: ``alembic_safety`` on PostgreSQL (schemas are per
+    database there); ``alembic_safety_<database>`` on MySQL/MariaDB, where a schema *is* a
+    database shared by the whole server."""
+    if configured:
+        return configured
+    if conn.dialect.name in ("mysql", "mariadb"):
+        current = conn.exec_driver_sql("SELECT DATABASE()").scalar()
+        return f"{SAFETY_SCHEMA}_{current}"[:64] if current else SAFETY_SCHEMA
+    return SAFETY_SCHEMA
+
+
 def take_backup(
     conn: sa.Connection,
     request: BackupRequest,
@@ -77,33 +101,47 @@ def take_backup(
     audit: AuditLog | None = None,
     progress: ProgressFn | None = None,
     version_table: str = "alembic_version",
+    move: frozenset[TableRef] = frozenset(),
 ) -> Manifest | None:
     """Snapshot ``request.tables``; returns the manifest, or None when there is nothing to
-    snapshot.  Raises SnapshotError (and leaves no backup) when anything fails."""
+    snapshot.  Raises SnapshotError (and leaves no backup) when anything fails.
+
+    With the database store, tables in ``move`` get a manifest entry but no copy: the step's
+    drop moves them into the snapshot schema (:mod:`.moves`, see :func:`planned_moves`)."""
     if not request.tables:
         return None
     audit = audit or AuditLog(config.audit_path)
-    store = open_store(config)
+    db = database_store(conn, config)
+    store: BackupStore | DatabaseStore = db if db is not None else open_store(config)
     backup_id = new_backup_id(request.revision_to if request.direction != "downgrade" else request.revision_from,
                               request.name)  # fmt: skip
     refs = [r.table for r in request.tables]
     audit.write("backup_started", backup_id=backup_id, kind=request.kind, tables=[t.key for t in refs],
                 revision_from=request.revision_from, revision_to=request.revision_to,
-                direction=request.direction, notes=list(request.notes))  # fmt: skip
+                direction=request.direction, store=store.name, notes=list(request.notes))  # fmt: skip
     started = time.monotonic()
     writer = None
     try:
+        if db is not None:
+            db.ensure()  # first: a missing privilege is reported before anything is locked
         lock_tables(conn, refs, config.lock_timeout)
-        catalog = LiveCatalog(conn, version_table=version_table)
-        engine = engine_for(conn)
-        writer = store.begin(backup_id)
-        written = 0
+        catalog = LiveCatalog(conn, version_table=version_table, safety_schema=db.schema if db else SAFETY_SCHEMA)
         snapshots: list[TableSnapshot] = []
-        for index, req in enumerate(request.tables, start=1):
-            snapshots.append(
-                _snapshot_table(conn, req, index, catalog, engine, writer, config, written, progress)
-            )
-            written += snapshots[-1].bytes
+        if db is not None:
+            for index, req in enumerate(request.tables, start=1):
+                snapshots.append(_db_snapshot_table(conn, db, backup_id, req, index, catalog, config,
+                                                    req.table in move, sum(t.bytes for t in snapshots)))  # fmt: skip
+                if progress is not None:
+                    progress(req.table.key, snapshots[-1].bytes, snapshots[-1].rows)
+        else:
+            engine = engine_for(conn)
+            writer = store.begin(backup_id)  # type: ignore[union-attr]
+            written = 0
+            for index, req in enumerate(request.tables, start=1):
+                snapshots.append(
+                    _snapshot_table(conn, req, index, catalog, engine, writer, config, written, progress)
+                )
+                written += snapshots[-1].bytes
         manifest = Manifest(
             id=backup_id,
             kind=request.kind,
@@ -116,12 +154,16 @@ def take_backup(
             database=redact_url(conn.engine.url),
             store=store.name,
             tool_version=__version__,
-            hash_algorithm=HASH_ALGORITHM,
-            compression=COMPRESSION,
+            hash_algorithm=HASH_ALGORITHM if db is None else "row-hash-sum",
+            compression=COMPRESSION if db is None else "none",
             tables=tuple(snapshots),
             notes=request.notes,
         )
-        writer.commit(manifest)
+        if db is not None:
+            db.write_manifest(manifest)
+        else:
+            assert writer is not None
+            writer.commit(manifest)
     except BaseException as exc:
         if writer is not None:
             writer.abort()
@@ -132,9 +174,44 @@ def take_backup(
             raise  # the step's own transaction is now unusable: let the database error through
         raise SnapshotError(f"snapshot {backup_id} failed: {type(exc).__name__}: {exc}") from exc
     audit.write("backup_completed", backup_id=backup_id, kind=request.kind, rows=manifest.total_rows,
-                bytes=manifest.total_bytes, seconds=round(time.monotonic() - started, 3))  # fmt: skip
+                bytes=manifest.total_bytes, seconds=round(time.monotonic() - started, 3),
+                moved=[t.key for t in manifest.tables if t.format == MOVED])  # fmt: skip
     apply_retention(store, config, audit, protect=request.protect | {backup_id})
     return manifest
+
+
+def _db_snapshot_table(
+    conn: sa.Connection,
+    db: DatabaseStore,
+    backup_id: str,
+    req: SnapshotRequest,
+    index: int,
+    catalog: LiveCatalog,
+    config: SafetyConfig,
+    moved: bool,
+    written_before: int,
+) -> TableSnapshot:
+    ref = req.table
+    all_columns = catalog.columns(ref)
+    pk = catalog.primary_key(ref)
+    columns = list(req.columns) if req.columns is not None else all_columns
+    definition = table_definition(conn, ref)
+    name = snapshot_table_name(backup_id, index)
+    if moved:
+        rows, checksum, size = -1, PENDING, 0
+    else:
+        db.copy_table_as(name, ref, columns, req.where)
+        rows, checksum = db.checksum(name, columns)
+        size = db.table_bytes([name])
+        limit = config.max_snapshot_bytes
+        if limit is not None and written_before + size > limit and config.oversize == "error":
+            raise SnapshotTooLarge(written_before + size, limit, ref.key)
+    return TableSnapshot(
+        name=ref.name, schema=ref.schema, columns=tuple(columns) if req.columns is not None else None,
+        where=req.where, primary_key=tuple(pk), rows=rows, bytes=size, raw_bytes=size, checksum=checksum,
+        file=name, format=MOVED if moved else COPIED, stored_columns=tuple(columns), reasons=req.reasons,
+        definition=definition,
+    )  # fmt: skip
 
 
 def _snapshot_table(
@@ -188,7 +265,11 @@ def _snapshot_table(
 
 
 def apply_retention(
-    store: BackupStore, config: SafetyConfig, audit: AuditLog, *, protect: frozenset[str] | set[str] = frozenset()
+    store: BackupStore | DatabaseStore,
+    config: SafetyConfig,
+    audit: AuditLog,
+    *,
+    protect: frozenset[str] | set[str] = frozenset(),
 ) -> list[str]:
     """Keep the newest ``keep`` complete backups; remove older ones and interrupted folders."""
     removed: list[str] = []

@@ -12,7 +12,8 @@ from ..errors import BackupCorrupt
 FORMAT_VERSION = 1
 KINDS = ("pre-revision", "manual", "pre-rollback")
 _ID = re.compile(r"^[0-9]{8}T[0-9]{12}Z(-[A-Za-z0-9_]+)*$")
-_FILE = re.compile(r"^[0-9]{3,6}\.[a-z-]+\.zst$")
+_FILE = re.compile(r"^[0-9]{3,6}\.[a-z-]+\.zst$")  # a data file in the backup's folder
+_SNAPSHOT_TABLE = re.compile(r"^b[0-9]{8}t[0-9]{12}z_[0-9]{3}$")  # a table in the snapshot schema
 
 
 def valid_backup_id(value: str) -> bool:
@@ -146,7 +147,7 @@ def _opt_str(value: Any) -> str | None:
 
 def _table_from(data: dict[str, Any], where: str) -> TableSnapshot:
     file = str(data["file"])
-    if not _FILE.match(file):
+    if not (_FILE.match(file) or _SNAPSHOT_TABLE.match(file)):
         raise BackupCorrupt(f"{where}: manifest names a data file outside the backup ({file!r})")
     columns = data.get("columns")
     return TableSnapshot(

@@ -22,13 +22,14 @@ class LiveCatalog:
     """The policy's view of the database, read through one Inspector (cached per instance)."""
 
     def __init__(self, conn: sa.Connection, *, version_table: str = "alembic_version",
-                 version_schema: str | None = None) -> None:  # fmt: skip
+                 version_schema: str | None = None, safety_schema: str = SAFETY_SCHEMA) -> None:  # fmt: skip
         self.conn = conn
         self.inspector: Inspector = sa.inspect(conn)
         self.default_schema = self.inspector.default_schema_name
         self._names: dict[str | None, list[str]] = {}
         self._columns: dict[TableRef, list[ReflectedColumn]] = {}
         self._skip = {TableRef(version_table, self._norm(version_schema))}
+        self.safety_schema = safety_schema
 
     def _norm(self, schema: str | None) -> str | None:
         return None if schema is None or schema == self.default_schema else schema
@@ -59,7 +60,7 @@ class LiveCatalog:
     def tables(self, schemas: Iterable[str | None]) -> list[TableRef]:
         out: list[TableRef] = []
         for schema in dict.fromkeys(self._norm(s) for s in schemas):
-            if schema == SAFETY_SCHEMA:
+            if schema == self.safety_schema:
                 continue
             out += [TableRef(n, schema) for n in self._table_names(schema)]
         return [t for t in out if t not in self._skip]

@@ -45,7 +45,7 @@ def new_backup_id(revision: str | None, name: str, now: datetime | None = None) 
 @dataclass(frozen=True)
 class IncompleteBackup:
     id: str
-    path: Path
+    path: Path | None  # None for the database store
     reason: str  # "in progress (pid N)", "interrupted", "corrupt manifest: ..."
     removable: bool
 

@@ -1,0 +1,355 @@
+"""The in-database store: snapshots are tables in a dedicated schema (PostgreSQL) or database
+(MySQL/MariaDB), next to the data they protect.
+
+* a column or row snapshot is ``CREATE TABLE <schema>.<name> AS SELECT ...`` on the migration's
+  own connection — on PostgreSQL inside the step's transaction, so if the step rolls back, the
+  snapshot and its catalogue row do too: complete or absent by construction;
+* a dropped table is *moved* into the schema instead (:mod:`.moves`), whatever its size;
+* the ``backups`` catalogue table holds the same manifest as the files store, the ``events``
+  table mirrors the audit log;
+* checksums are order-independent aggregates of row hashes computed by the database.
+
+Identifiers are quoted by SQLAlchemy; snapshot table names are generated
+(``b<UTC time>z_<nnn>``), never taken from user input.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+from ..errors import BackupCorrupt, BackupNotFound, SafetyError
+from ..sqlinfo import TableRef
+from .engines import table_clause
+from .manifest import Manifest, TableSnapshot, valid_backup_id
+from .restore import VerifyResult
+from .store import IncompleteBackup
+
+SNAPSHOT_TABLE = re.compile(r"^b[0-9]{8}t[0-9]{12}z_[0-9]{3}$")
+DB_DIALECTS = ("postgresql", "mysql", "mariadb")
+PENDING = "pending"  # checksum of a moved table not computed yet (the move is O(1))
+COPIED = "table"  # format: CREATE TABLE ... AS SELECT
+MOVED = "moved"  # format: the dropped table itself, moved into the snapshot schema
+ORPHAN_GRACE = timedelta(hours=1)
+
+
+def supports_database_store(dialect_name: str) -> bool:
+    return dialect_name in DB_DIALECTS
+
+
+def snapshot_table_name(backup_id: str, index: int) -> str:
+    """``b20261121t203045123456z_001``: lower case (no quoting surprises), < 63 characters."""
+    return f"b{backup_id[:22].lower()}_{index:03d}"
+
+
+class CreateTableAs(Executable, ClauseElement):
+    """``CREATE TABLE <target> AS <select>`` (compiled by the connection's dialect)."""
+
+    inherit_cache = False
+
+    def __init__(self, target: sa.TableClause, select: sa.Select[Any]) -> None:
+        self.target = target
+        self.select = select
+
+
+@compiles(CreateTableAs)
+def _compile_ctas(element: CreateTableAs, compiler: SQLCompiler, **kw: Any) -> str:
+    target = compiler.preparer.format_table(element.target)
+    kw["literal_binds"] = True
+    return f"CREATE TABLE {target} AS {compiler.process(element.select, **kw)}"
+
+
+def _is_mysql(conn: sa.Connection) -> bool:
+    return conn.dialect.name in ("mysql", "mariadb")
+
+
+class DatabaseStore:
+    name = "database"
+
+    def __init__(self, conn: sa.Connection | None, schema: str) -> None:
+        self.conn: sa.Connection = conn  # type: ignore[assignment]  # None only to render offline DDL
+        self.schema = schema
+        md = sa.MetaData(schema=schema)
+        long_text = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+        self.backups = sa.Table(
+            "backups", md,
+            sa.Column("id", sa.String(100), primary_key=True),
+            sa.Column("created_at", sa.String(40), nullable=False),
+            sa.Column("kind", sa.String(20), nullable=False),
+            sa.Column("complete", sa.Boolean, nullable=False),
+            sa.Column("manifest", long_text, nullable=False),
+        )  # fmt: skip
+        self.events = sa.Table(
+            "events", md,
+            sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=True),
+            sa.Column("ts", sa.String(40), nullable=False),
+            sa.Column("event", sa.String(60), nullable=False),
+            sa.Column("data", long_text, nullable=False),
+        )  # fmt: skip
+        self._ready = False
+
+    # -- setup -------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        insp = sa.inspect(self.conn)
+        return self.schema in insp.get_schema_names() and insp.has_table("backups", schema=self.schema)
+
+    def ensure(self) -> None:
+        """Create the schema and the catalogue on first use; a clear error without privilege."""
+        if self._ready:
+            return
+        try:
+            insp = sa.inspect(self.conn)
+            if self.schema not in insp.get_schema_names():
+                self.conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
+            self.backups.metadata.create_all(self.conn, checkfirst=True)
+        except (sa.exc.ProgrammingError, sa.exc.OperationalError, sa.exc.InternalError) as exc:
+            orig = getattr(exc, "orig", exc)
+            code = getattr(orig, "pgcode", None) or (orig.args[0] if getattr(orig, "args", None) else None)
+            if code in ("42501", 1044, 1142, 1227):
+                raise SafetyError(
+                    f"the database user may not create the snapshot schema {self.schema!r}; grant it "
+                    f"(PostgreSQL: GRANT CREATE ON DATABASE ...; MySQL: GRANT ALL ON `{self.schema}`.*), "
+                    "create the schema for it, or set store = files"
+                ) from exc
+            raise
+        self._ready = True
+
+    def _table(self, name: str) -> sa.TableClause:
+        return sa.table(name, schema=self.schema)
+
+    # -- writing -----------------------------------------------------------------------------
+    def copy_table_as(self, name: str, source: TableRef, columns: builtins.list[str], where: str | None) -> str:
+        """CREATE TABLE <schema>.<name> AS SELECT the requested columns and rows."""
+        src = table_clause(source, columns)
+        query = sa.select(*src.c)
+        if where is not None:
+            query = query.where(sa.literal_column(where))
+        self.conn.execute(CreateTableAs(self._table(name), query))
+        return name
+
+    def write_manifest(self, manifest: Manifest, *, replace: bool = False) -> None:
+        row = {"id": manifest.id, "created_at": manifest.created_at, "kind": manifest.kind, "complete": True,
+               "manifest": manifest.to_json()}  # fmt: skip
+        if replace:
+            self.conn.execute(
+                self.backups.update().where(self.backups.c.id == manifest.id).values(**row)
+            )
+        else:
+            self.conn.execute(self.backups.insert().values(**row))
+
+    def record_event(self, event: dict[str, Any]) -> None:
+        """Mirror one audit event; in a savepoint, so a failure cannot spoil the step's transaction."""
+        with self.conn.begin_nested():
+            self.conn.execute(self.events.insert().values(
+                ts=str(event.get("ts", "")), event=str(event.get("event", "")), data=json.dumps(event, default=str)))
+
+    # -- checksums ---------------------------------------------------------------------------
+    def columns_of(self, name: str) -> builtins.list[str]:
+        return [c["name"] for c in sa.inspect(self.conn).get_columns(name, schema=self.schema)]
+
+    def checksum(self, name: str, columns: builtins.list[str], method: str | None = None) -> tuple[int, str]:
+        """``(rows, "<method>:<sum>")``: an order-independent sum of per-row hashes."""
+        columns = columns or self.columns_of(name)  # an offline snapshot records no column list
+        target = self._table(name)
+        prep = self.conn.dialect.identifier_preparer
+        if _is_mysql(self.conn):
+            t = table_clause(TableRef(name, self.schema), columns)
+            parts: list[Any] = []
+            for c in t.c:
+                parts += [c, sa.func.isnull(c)]
+            digest = sa.func.md5(sa.func.concat_ws(sa.literal("\x1f"), *parts))
+            per_row = sa.cast(sa.func.conv(sa.func.substring(digest, 1, 15), 16, 10), sa.Numeric(20, 0))
+            query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(per_row), 0))
+            count, total = self.conn.execute(query.select_from(t)).one()
+            return int(count), f"md5-sum:{int(total)}"
+        methods = [method] if method else ["hash_record_extended", "hashtextextended"]
+        last: Exception | None = None
+        for m in methods:
+            expr = "hash_record_extended(s.*, 0)" if m == "hash_record_extended" else "hashtextextended(s::text, 0)"
+            sql = f"SELECT count(*), coalesce(sum({expr}::numeric), 0)::text FROM {prep.format_table(target)} AS s"
+            try:
+                with self.conn.begin_nested():  # json/xml/point columns have no record hash: fall back
+                    count, total = self.conn.exec_driver_sql(sql).one()
+                return int(count), f"{m}:{total}"
+            except sa.exc.DBAPIError as exc:
+                last = exc
+        raise SafetyError(f"cannot checksum snapshot table {name}: {last}")
+
+    # -- reading -----------------------------------------------------------------------------
+    def list(self) -> builtins.list[Manifest]:
+        if not self.exists():
+            return []
+        out = []
+        rows = self.conn.execute(
+            sa.select(self.backups.c.id, self.backups.c.manifest).where(self.backups.c.complete.is_(True))
+        )
+        for backup_id, text in rows:
+            try:
+                out.append(Manifest.from_json(text, where=f"backup {backup_id}"))
+            except BackupCorrupt:
+                continue
+        return sorted(out, key=lambda m: m.id, reverse=True)
+
+    def get(self, backup_id: str) -> Manifest:
+        if not backup_id or not re.fullmatch(r"[0-9A-Za-z_-]+", backup_id):
+            raise BackupNotFound(backup_id, "not a backup id")
+        if not self.exists():
+            raise BackupNotFound(backup_id)
+        ids = [r[0] for r in self.conn.execute(sa.select(self.backups.c.id))]
+        matches = [i for i in ids if i == backup_id] or [i for i in ids if i.startswith(backup_id)]
+        if len(matches) > 1:
+            raise BackupNotFound(backup_id, f"ambiguous: {len(matches)} backups start with it")
+        if not matches:
+            raise BackupNotFound(backup_id)
+        text = self.conn.execute(sa.select(self.backups.c.manifest).where(self.backups.c.id == matches[0])).scalar_one()
+        return Manifest.from_json(text, where=f"backup {matches[0]}")
+
+    def snapshot_tables(self) -> builtins.list[str]:
+        if self.schema not in sa.inspect(self.conn).get_schema_names():
+            return []
+        return [n for n in sa.inspect(self.conn).get_table_names(schema=self.schema) if SNAPSHOT_TABLE.match(n)]
+
+    def incomplete(self) -> builtins.list[IncompleteBackup]:
+        """Snapshot tables no catalogue row names (a MySQL/MariaDB backup killed half-way)."""
+        if not self.exists():
+            return []
+        named = set()
+        for m in self.list():
+            named |= {t.file for t in m.tables}
+        orphans: dict[str, builtins.list[str]] = {}
+        for name in self.snapshot_tables():
+            if name not in named:
+                orphans.setdefault(name[1:23], []).append(name)
+        out = []
+        now = datetime.now(timezone.utc)
+        for stamp, names in sorted(orphans.items()):
+            try:
+                started = datetime.strptime(stamp.upper(), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
+            except ValueError:
+                continue
+            old = now - started > ORPHAN_GRACE
+            reason = f"interrupted: {len(names)} snapshot table(s) without a catalogue entry"
+            out.append(IncompleteBackup(stamp.upper(), None, reason if old else f"in progress? ({reason})", old))
+        return out
+
+    def table_bytes(self, names: builtins.list[str]) -> int:
+        if not names:
+            return 0
+        if _is_mysql(self.conn):
+            t = sa.table("tables", sa.column("table_schema"), sa.column("table_name"), sa.column("data_length"),
+                         sa.column("index_length"), schema="information_schema")  # fmt: skip
+            q = sa.select(sa.func.coalesce(sa.func.sum(t.c.data_length + t.c.index_length), 0)).where(
+                t.c.table_schema == self.schema, t.c.table_name.in_(names))
+            return int(self.conn.execute(q).scalar_one())
+        total = 0
+        for name in names:
+            qualified = self.conn.dialect.identifier_preparer.format_table(self._table(name))
+            size = self.conn.execute(sa.text("SELECT pg_total_relation_size(to_regclass(:t))"), {"t": qualified})
+            total += int(size.scalar_one() or 0)
+        return total
+
+    def space(self) -> int:
+        return self.table_bytes(self.snapshot_tables())
+
+    def delete(self, backup_id: str) -> int:
+        """Drop a backup's snapshot tables and its catalogue row; returns the bytes freed."""
+        names: builtins.list[str] = []
+        if not valid_backup_id(backup_id):
+            raise BackupNotFound(backup_id, "not a backup id")
+        exists = self.conn.execute(sa.select(self.backups.c.id).where(self.backups.c.id == backup_id)).first()
+        if exists is not None:
+            manifest = self.get(backup_id)
+            names = [t.file for t in manifest.tables if SNAPSHOT_TABLE.match(t.file)]
+        # plus any table of the same backup no catalogue row names (an interrupted one)
+        prefix = snapshot_table_name(backup_id, 0)[:-3]
+        names = sorted(set(names) | {n for n in self.snapshot_tables() if n.startswith(prefix)})
+        freed = self.table_bytes([n for n in names if n in set(self.snapshot_tables())])
+        for name in names:
+            self.conn.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema=self.schema), if_exists=True))
+        self.conn.execute(self.backups.delete().where(self.backups.c.id == backup_id))
+        return freed
+
+    def verify(self, manifest: Manifest) -> builtins.list[VerifyResult]:
+        """Recompute every snapshot table's checksum; a moved table's first verify seals it."""
+        results = []
+        present = set(self.snapshot_tables())
+        sealed = []
+        for t in manifest.tables:
+            if t.file not in present:
+                results.append(VerifyResult(t.key, t.file, False, "snapshot table is missing"))
+                sealed.append(t)
+                continue
+            method, _, _ = t.checksum.partition(":")
+            if t.checksum == PENDING:
+                rows, checksum = self.checksum(t.file, list(t.stored_columns))
+                results.append(VerifyResult(t.key, t.file, True, f"{rows} rows, {checksum} (sealed now)"))
+                sealed.append(_sealed(t, rows, checksum))
+                continue
+            rows, checksum = self.checksum(t.file, list(t.stored_columns), None if _is_mysql(self.conn) else method)
+            if checksum != t.checksum:
+                results.append(VerifyResult(t.key, t.file, False, f"checksum mismatch: {checksum} != {t.checksum}"))
+            elif rows != t.rows:
+                results.append(VerifyResult(t.key, t.file, False, f"row count mismatch: {rows} != {t.rows}"))
+            else:
+                results.append(VerifyResult(t.key, t.file, True, f"{rows} rows, {checksum}"))
+            sealed.append(t)
+        if any(t.checksum == PENDING for t in manifest.tables):
+            from dataclasses import replace
+
+            self.write_manifest(replace(manifest, tables=tuple(sealed)), replace=True)
+        return results
+
+
+    # -- restoring (the rollback command builds on these) -----------------------------------
+    def restore_insert(self, snap: TableSnapshot, target: TableRef, columns: builtins.list[str] | None = None) -> int:
+        """``INSERT INTO target (cols) SELECT cols FROM <snapshot table>``."""
+        cols = columns or builtins.list(snap.stored_columns) or self.columns_of(snap.file)
+        src = table_clause(TableRef(snap.file, self.schema), cols)
+        dst = table_clause(target, cols)
+        return int(self.conn.execute(dst.insert().from_select(cols, sa.select(*src.c))).rowcount)
+
+    def restore_update(self, snap: TableSnapshot, target: TableRef, key: builtins.list[str],
+                       columns: builtins.list[str]) -> int:  # fmt: skip
+        """``UPDATE target SET c = s.c FROM <snapshot table> s WHERE target.key = s.key``
+        (a multi-table UPDATE on MySQL): refill columns by primary key."""
+        src = table_clause(TableRef(snap.file, self.schema), key + columns)
+        dst = table_clause(target, key + columns)
+        stmt = sa.update(dst).values({c: src.c[c] for c in columns}).where(
+            sa.and_(*(dst.c[k] == src.c[k] for k in key)))
+        return int(self.conn.execute(stmt).rowcount)
+
+    def move_back(self, manifest: Manifest, snap: TableSnapshot, target: TableRef | None = None) -> None:
+        """Put a moved (or copied) snapshot table back under its original name — O(1); the
+        backup then no longer holds it, and its catalogue entry says so."""
+        from dataclasses import replace
+
+        from .moves import SetSchema
+
+        target = target or TableRef(snap.name, snap.schema)
+        if _is_mysql(self.conn):
+            schema = target.schema or self.conn.exec_driver_sql("SELECT DATABASE()").scalar_one()
+            self.conn.execute(SetSchema(self._table(snap.file), schema, target.name))
+        else:
+            schema = target.schema or self.conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+            self.conn.execute(SetSchema(self._table(snap.file), schema, snap.file))
+            prep = self.conn.dialect.identifier_preparer
+            moved = prep.format_table(sa.table(snap.file, schema=schema))
+            self.conn.exec_driver_sql(f"ALTER TABLE {moved} RENAME TO {prep.quote(target.name)}")
+        remaining = tuple(t for t in manifest.tables if t.file != snap.file)
+        self.write_manifest(replace(manifest, tables=remaining, notes=(*manifest.notes,
+                            f"{snap.key} was moved back out of the backup")), replace=True)  # fmt: skip
+
+
+def _sealed(t: Any, rows: int, checksum: str) -> Any:
+    from dataclasses import replace
+
+    return replace(t, rows=rows, checksum=checksum)
