@@ -326,3 +326,33 @@ def test_offline_script_snapshots_catalogues_and_moves(db_url: sa.URL, tmp_path:
     assert out.count("sealed now") == 3
     rows = {t["name"]: t["rows"] for t in _manifest_json(ini, b["id"])["tables"]}
     assert rows == {"customers": 60, "orders": 60, "notes": 20}
+
+
+def test_a_moved_table_comes_back_with_indexes_constraints_and_data(db_url: sa.URL, tmp_path: Path,
+                                                                    engine_for) -> None:  # fmt: skip
+    ini = copy_example("shop", tmp_path / "shop", db_url)
+    (tmp_path / "shop" / "migrations" / "versions" / "0005_moves.py").write_text(MOVES)
+    alembic(ini, "upgrade", "0004")
+    engine = engine_for(db_url)
+
+    def shape(conn: sa.Connection) -> tuple:
+        insp = sa.inspect(conn)
+        ix = sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes("orders"))
+        fks = sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys("orders"))
+        pk = insp.get_pk_constraint("orders")["constrained_columns"]
+        data = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM orders ORDER BY id")]
+        return ix, fks, pk, data
+
+    with engine.connect() as conn:
+        before = shape(conn)
+    assert before[1], "orders has a foreign key to customers"
+    alembic(ini, "upgrade", "0005")
+    newest = backups_json(ini)[0]
+    with engine.begin() as conn:
+        store = DatabaseStore(conn, _schema(conn))
+        manifest = store.get(newest["id"])
+        snaps = {t.name: t for t in manifest.tables}
+        store.move_back(manifest, snaps["customers"])  # the parent first: the child's key points at it
+        store.move_back(store.get(newest["id"]), snaps["orders"])
+    with engine.connect() as conn:
+        assert shape(conn) == before

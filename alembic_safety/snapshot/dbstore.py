@@ -344,9 +344,57 @@ class DatabaseStore:
             prep = self.conn.dialect.identifier_preparer
             moved = prep.format_table(sa.table(snap.file, schema=schema))
             self.conn.exec_driver_sql(f"ALTER TABLE {moved} RENAME TO {prep.quote(target.name)}")
+        self._restore_foreign_keys(snap, TableRef(target.name, target.schema))
         remaining = tuple(t for t in manifest.tables if t.file != snap.file)
         self.write_manifest(replace(manifest, tables=remaining, notes=(*manifest.notes,
                             f"{snap.key} was moved back out of the backup")), replace=True)  # fmt: skip
+
+
+    def _restore_foreign_keys(self, snap: TableSnapshot, target: TableRef) -> None:
+        """Recreate the foreign keys a move dropped (recorded in the snapshot's definition), and
+        first any index that went with them (MySQL may drop a foreign key's own index)."""
+        insp = sa.inspect(self.conn)
+        existing = {fk.get("name") for fk in insp.get_foreign_keys(target.name, schema=target.schema)}
+        indexes = {ix.get("name") for ix in insp.get_indexes(target.name, schema=target.schema)}
+        md = sa.MetaData()
+        for ix in snap.definition.get("indexes") or []:
+            if ix.get("name") and ix["name"] not in indexes and all(ix.get("column_names") or [None]):
+                holder = sa.Table(f"{target.name}", sa.MetaData(), *(sa.Column(c) for c in ix["column_names"]),
+                                  schema=target.schema)  # fmt: skip
+                index = sa.Index(ix["name"], *(holder.c[c] for c in ix["column_names"]), unique=bool(ix.get("unique")))
+                self.conn.execute(sa.schema.CreateIndex(index))
+        for fk in snap.definition.get("foreign_keys") or []:
+            if not fk.get("name") or fk["name"] in existing:
+                continue
+            referred = sa.Table(fk["referred_table"], md, *(sa.Column(c) for c in fk["referred_columns"]),
+                                schema=fk.get("referred_schema"), extend_existing=True)  # fmt: skip
+            table = sa.Table(target.name, md, *(sa.Column(c) for c in fk["constrained_columns"]),
+                             schema=target.schema, extend_existing=True)  # fmt: skip
+            options = fk.get("options") or {}
+            constraint = sa.ForeignKeyConstraint(
+                fk["constrained_columns"], [referred.c[c] for c in fk["referred_columns"]], name=fk["name"],
+                ondelete=options.get("ondelete"), onupdate=options.get("onupdate"),
+                deferrable=options.get("deferrable"), initially=options.get("initially"),
+            )  # fmt: skip
+            table.append_constraint(constraint)
+            self.conn.execute(sa.schema.AddConstraint(constraint))
+        if _is_mysql(self.conn):
+            self._rename_fk_indexes(snap, target)
+
+    def _rename_fk_indexes(self, snap: TableSnapshot, target: TableRef) -> None:
+        """MariaDB names the index of a re-added foreign key after the constraint: give it back
+        the name it had (RENAME INDEX), so the table ends exactly as recorded."""
+        recorded = {ix["name"]: tuple(ix.get("column_names") or ()) for ix in snap.definition.get("indexes") or []}
+        current = {ix["name"]: tuple(ix.get("column_names") or ())
+                   for ix in sa.inspect(self.conn).get_indexes(target.name, schema=target.schema)}  # fmt: skip
+        prep = self.conn.dialect.identifier_preparer
+        table = prep.format_table(sa.table(target.name, schema=target.schema))
+        for name, cols in current.items():
+            if name in recorded:
+                continue
+            want = [n for n, c in recorded.items() if c == cols and n not in current]
+            if len(want) == 1:
+                self.conn.exec_driver_sql(f"ALTER TABLE {table} RENAME INDEX {prep.quote(name)} TO {prep.quote(want[0])}")
 
 
 def _sealed(t: Any, rows: int, checksum: str) -> Any:
