@@ -62,3 +62,12 @@ def rows(engine: sa.Engine, table: str, columns: list[str] | None = None, where:
 
 def digest(values: list[tuple[Any, ...]]) -> str:
     return hashlib.sha256(repr(values).encode()).hexdigest()
+
+
+def revision_file(revision: str, down_revision: str, message: str, upgrade_body: str) -> str:
+    """The text of a revision file with the given upgrade() body (downgrade() is ``pass``)."""
+    body = "\n".join("    " + line if line else "" for line in upgrade_body.strip("\n").splitlines())
+    return (f'"""{message}\n\nRevision ID: {revision}\nRevises: {down_revision}\n"""\n'
+            "from alembic import op\n\n"
+            f"revision = {revision!r}\ndown_revision = {down_revision!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+            f"def upgrade():\n{body}\n\n\ndef downgrade():\n    pass\n")

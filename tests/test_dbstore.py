@@ -17,7 +17,8 @@ from alembic_safety.snapshot.policy import SnapshotRequest
 from alembic_safety.sqlinfo import TableRef
 
 from .conftest import copy_example
-from .helpers import alembic, backups_json, safety
+from .helpers import alembic, backups_json, revision_file, safety
+from .test_e2e_steps import FAILING
 from .test_engines import _all, _fixture, _make
 
 
@@ -79,8 +80,7 @@ def test_destructive_revision_with_the_database_store(db_url: sa.URL, tmp_path: 
 
 def test_failed_step_leaves_no_snapshot_table_and_no_catalogue_row(pg_url: sa.URL, tmp_path: Path, engine_for) -> None:
     ini = copy_example("shop", tmp_path / "shop", pg_url)
-    (tmp_path / "shop" / "migrations" / "versions" / "0005_failing.py").write_text(
-        (Path(__file__).parent / "test_e2e_steps.py").read_text().split("FAILING = '''")[1].split("'''")[0])
+    (tmp_path / "shop" / "migrations" / "versions" / "0005_failing.py").write_text(FAILING)
     alembic(ini, "upgrade", "0004")
     engine = engine_for(pg_url)
     with engine.connect() as conn:
@@ -94,27 +94,10 @@ def test_failed_step_leaves_no_snapshot_table_and_no_catalogue_row(pg_url: sa.UR
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0004"
 
 
-MOVES = '''"""drop orders then customers (orders has a foreign key to customers)
-
-Revision ID: 0005
-Revises: 0004
-"""
-from alembic import op
-
-revision = "0005"
-down_revision = "0004"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.drop_table("orders")
-    op.execute("DROP TABLE customers")
-
-
-def downgrade():
-    pass
-'''
+MOVES = revision_file("0005", "0004", "drop orders then customers (orders has a foreign key to customers)", """
+op.drop_table("orders")
+op.execute("DROP TABLE customers")
+""")
 
 
 def test_dropping_a_child_then_its_parent_moves_both(db_url: sa.URL, tmp_path: Path, engine_for) -> None:
@@ -338,7 +321,8 @@ def test_a_moved_table_comes_back_with_indexes_constraints_and_data(db_url: sa.U
     def shape(conn: sa.Connection) -> tuple:
         insp = sa.inspect(conn)
         ix = sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes("orders"))
-        fks = sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys("orders"))
+        fks = sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                     for f in insp.get_foreign_keys("orders"))
         pk = insp.get_pk_constraint("orders")["constrained_columns"]
         data = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM orders ORDER BY id")]
         return ix, fks, pk, data

@@ -9,29 +9,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from .conftest import copy_example
-from .helpers import alembic, backups_json
+from .helpers import alembic, backups_json, revision_file
 
-FAILING = '''"""fails after its snapshot
-
-Revision ID: 0005
-Revises: 0004
-"""
-from alembic import op
-
-revision = "0005"
-down_revision = "0004"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.execute("DELETE FROM orders WHERE status = 'shipped'")
-    op.execute("SELECT no_such_function_at_all()")
-
-
-def downgrade():
-    pass
-'''
+FAILING = revision_file("0005", "0004", "fails after its snapshot", """
+op.execute("DELETE FROM orders WHERE status = 'shipped'")
+op.execute("SELECT no_such_function_at_all()")
+""")
 
 
 def _events(ini: Path) -> list[dict]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -180,6 +181,14 @@ def take_backup(
     return manifest
 
 
+def _table_facts(
+    conn: sa.Connection, req: SnapshotRequest, catalog: LiveCatalog
+) -> tuple[TableRef, list[str], list[str], dict[str, Any]]:
+    """The table, the columns to copy, its primary key and its full definition."""
+    columns = list(req.columns) if req.columns is not None else catalog.columns(req.table)
+    return req.table, columns, catalog.primary_key(req.table), table_definition(conn, req.table)
+
+
 def _db_snapshot_table(
     conn: sa.Connection,
     db: DatabaseStore,
@@ -191,11 +200,7 @@ def _db_snapshot_table(
     moved: bool,
     written_before: int,
 ) -> TableSnapshot:
-    ref = req.table
-    all_columns = catalog.columns(ref)
-    pk = catalog.primary_key(ref)
-    columns = list(req.columns) if req.columns is not None else all_columns
-    definition = table_definition(conn, ref)
+    ref, columns, pk, definition = _table_facts(conn, req, catalog)
     name = snapshot_table_name(backup_id, index)
     if moved:
         rows, checksum, size = -1, PENDING, 0
@@ -225,11 +230,7 @@ def _snapshot_table(
     written_before: int,
     progress: ProgressFn | None,
 ) -> TableSnapshot:
-    ref = req.table
-    all_columns = catalog.columns(ref)
-    pk = catalog.primary_key(ref)
-    columns = list(req.columns) if req.columns is not None else all_columns
-    definition = table_definition(conn, ref)
+    ref, columns, pk, definition = _table_facts(conn, req, catalog)
     file_name, fh = wr.open_table(index, eng.format)
     limit = config.max_snapshot_bytes
 

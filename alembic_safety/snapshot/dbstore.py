@@ -31,7 +31,7 @@ from ..errors import BackupCorrupt, BackupNotFound, SafetyError
 from ..sqlinfo import TableRef
 from .engines import table_clause
 from .manifest import Manifest, TableSnapshot, valid_backup_id
-from .restore import VerifyResult
+from .restore import VerifyResult, judge
 from .store import IncompleteBackup
 
 SNAPSHOT_TABLE = re.compile(r"^b[0-9]{8}t[0-9]{12}z_[0-9]{3}$")
@@ -295,12 +295,7 @@ class DatabaseStore:
                 sealed.append(_sealed(t, rows, checksum))
                 continue
             rows, checksum = self.checksum(t.file, list(t.stored_columns), None if _is_mysql(self.conn) else method)
-            if checksum != t.checksum:
-                results.append(VerifyResult(t.key, t.file, False, f"checksum mismatch: {checksum} != {t.checksum}"))
-            elif rows != t.rows:
-                results.append(VerifyResult(t.key, t.file, False, f"row count mismatch: {rows} != {t.rows}"))
-            else:
-                results.append(VerifyResult(t.key, t.file, True, f"{rows} rows, {checksum}"))
+            results.append(judge(t, checksum, ("row count", rows, t.rows), f"{rows} rows, {checksum}"))
             sealed.append(t)
         if any(t.checksum == PENDING for t in manifest.tables):
             from dataclasses import replace
@@ -393,8 +388,9 @@ class DatabaseStore:
             if name in recorded:
                 continue
             want = [n for n, c in recorded.items() if c == cols and n not in current]
-            if len(want) == 1:
-                self.conn.exec_driver_sql(f"ALTER TABLE {table} RENAME INDEX {prep.quote(name)} TO {prep.quote(want[0])}")
+            if len(want) == 1 and name is not None:
+                old, new = prep.quote(name), prep.quote(want[0])
+                self.conn.exec_driver_sql(f"ALTER TABLE {table} RENAME INDEX {old} TO {new}")
 
 
 def _sealed(t: Any, rows: int, checksum: str) -> Any:

@@ -22,6 +22,16 @@ class VerifyResult:
     detail: str
 
 
+def judge(t: TableSnapshot, checksum: str, count: tuple[str, int, int], ok: str) -> VerifyResult:
+    """Compare a recomputed checksum and count (``(what, got, expected)``) with the manifest."""
+    what, got, expected = count
+    if checksum != t.checksum:
+        return VerifyResult(t.key, t.file, False, f"checksum mismatch: {checksum} != {t.checksum}")
+    if got != expected:
+        return VerifyResult(t.key, t.file, False, f"{what} mismatch: {got} != {expected}")
+    return VerifyResult(t.key, t.file, True, ok)
+
+
 def verify_backup(store: BackupStore, manifest: Manifest) -> list[VerifyResult]:
     """Re-read every data file: checksum and size must match the manifest."""
     results = []
@@ -35,12 +45,7 @@ def verify_backup(store: BackupStore, manifest: Manifest) -> list[VerifyResult]:
         except Exception as exc:  # zstd frame errors and the like: the file is damaged
             results.append(VerifyResult(t.key, t.file, False, f"unreadable: {type(exc).__name__}: {exc}"))
             continue
-        if checksum != t.checksum:
-            results.append(VerifyResult(t.key, t.file, False, f"checksum mismatch: {checksum} != {t.checksum}"))
-        elif raw != t.raw_bytes:
-            results.append(VerifyResult(t.key, t.file, False, f"size mismatch: {raw} != {t.raw_bytes} bytes"))
-        else:
-            results.append(VerifyResult(t.key, t.file, True, f"{t.rows} rows, {checksum}"))
+        results.append(judge(t, checksum, ("size", raw, t.raw_bytes), f"{t.rows} rows, {checksum}"))
     extra = getattr(store, "extra_files", None)
     if extra is not None:
         results += [VerifyResult("-", name, False, "file not named by the manifest") for name in extra(manifest)]
