@@ -153,7 +153,11 @@ def manual_backup(project: Project, name: str, tables: list[str] | None,
             tuple(SnapshotRequest(t, None, None, ("manual backup",)) for t in refs),
             "manual", name=name, revision_from=current, revision_to=current,
         )  # fmt: skip
-        manifest = take_backup(conn, request, project.config, audit=project.audit, progress=progress,
+        db = database_store(conn, project.config)
+        if db is not None:
+            db.ensure()
+        audit = AuditLog(project.config.audit_path, db.record_event if db is not None else None)
+        manifest = take_backup(conn, request, project.config, audit=audit, progress=progress,
                                version_table=ctx.version_table)  # fmt: skip
         assert manifest is not None
         return manifest

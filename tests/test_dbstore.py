@@ -340,3 +340,14 @@ def test_a_moved_table_comes_back_with_indexes_constraints_and_data(db_url: sa.U
         store.move_back(store.get(newest["id"]), snaps["orders"])
     with engine.connect() as conn:
         assert shape(conn) == before
+
+
+def test_audit_events_are_mirrored_into_the_catalogue(pg_url: sa.URL, tmp_path: Path, engine_for) -> None:
+    ini = copy_example("shop", tmp_path / "shop", pg_url)
+    alembic(ini, "upgrade", "0002")
+    safety(ini, "backup", "by-hand", "--tables", "customers")
+    with engine_for(pg_url).connect() as conn:
+        events = [r[0] for r in conn.exec_driver_sql("SELECT event FROM alembic_safety.events ORDER BY seq")]
+    assert events.count("backup_completed") == 2 and "revision_applied" in events
+    in_file = [json.loads(x)["event"] for x in (tmp_path / "shop" / "backups" / "audit.jsonl").read_text().splitlines()]
+    assert set(events) <= set(in_file)
