@@ -22,7 +22,8 @@ from .audit import redact_text
 from .errors import SafetyError
 from .snapshot.manifest import Manifest
 
-out = Console(highlight=False, soft_wrap=True, emoji=False)
+# piped output is not cut to 80 columns: ids and paths stay whole for scripts and logs
+out = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
@@ -210,7 +211,8 @@ def show(ctx: click.Context, backup_id: str, do_verify: bool, fmt: str) -> None:
             part = "all columns" if t.columns is None else f"columns {', '.join(t.columns)}"
             if t.where:
                 part += f" where {t.where}"
-            out.print(f"  {t.key}: {part}; {t.rows} rows, {_human(t.bytes)} ({'; '.join(t.reasons)})", markup=False)
+            counted = f"{t.rows} rows" if t.rows >= 0 else "rows counted by the first --verify"
+            out.print(f"  {t.key}: {part}; {counted}, {_human(t.bytes)} ({'; '.join(t.reasons)})", markup=False)
         for note in manifest.notes:
             out.print(f"  note: {note}", markup=False)
         for r in results:

@@ -80,7 +80,8 @@ class Manifest:
 
     @property
     def total_rows(self) -> int:
-        return sum(t.rows for t in self.tables)
+        """Rows counted so far (a moved table counts once ``show --verify`` sealed it)."""
+        return sum(t.rows for t in self.tables if t.rows > 0)
 
     def to_json(self) -> str:
         data = asdict(self)
