@@ -40,7 +40,7 @@ from .snapshot.backup import BackupRequest, database_store, snapshot_schema, tak
 from .snapshot.dbstore import MOVED, DatabaseStore
 from .snapshot.manifest import Manifest
 from .snapshot.moves import Mover, PlannedMove, drops_become_moves, finish_moves
-from .snapshot.policy import SnapshotRequest, plan_snapshot, risks_of
+from .snapshot.policy import SnapshotRequest, is_pure_drop, plan_snapshot, risks_of
 from .snapshot.reflect import SAFETY_SCHEMA, LiveCatalog
 from .snapshot.store import new_backup_id
 from .sqlinfo import TableRef
@@ -147,7 +147,7 @@ class SafetySession:
         if db is not None:
             db.ensure()
             self.mirror = db.record_event
-        move = frozenset(r.table for r in requests if _pure_drop(r)) if db is not None else frozenset()
+        move = frozenset(r.table for r in requests if is_pure_drop(r)) if db is not None else frozenset()
         manifest = take_backup(
             conn,
             BackupRequest(tuple(requests), "pre-revision", name=_slug(script), revision_from=rev_from,
@@ -237,6 +237,11 @@ class SafetySession:
             return
         if pending.mover is not None and pending.backup is not None:
             pending.backup = finish_moves(pending.mover, pending.backup)
+            for key in pending.mover.lost:
+                log.error("%s was dropped without passing through the move: it is NOT in backup %s",
+                          key, pending.backup.id)  # fmt: skip
+                self.audit.write("backup_incomplete", backup_id=pending.backup.id, table=key,
+                                 reason="dropped without passing through the move")  # fmt: skip
         direction = "upgrade" if step.is_upgrade else "downgrade"
         down = _rev_str(step.down_revision_ids)
         rev_from, rev_to = (down, revision) if step.is_upgrade else (revision, down)
@@ -285,12 +290,6 @@ def _rev_str(rev: Any) -> str | None:
 def _slug(script: Script) -> str:
     doc = (script.doc or "").strip().splitlines()
     return doc[0][:24] if doc else ""
-
-
-def _pure_drop(req: SnapshotRequest) -> bool:
-    """A whole table at risk only because the step drops it: it can be moved, not copied."""
-    return req.columns is None and req.where is None and all(
-        r.startswith("drop_table ") or r == "DROP TABLE" for r in req.reasons)
 
 
 def _describe(req: SnapshotRequest) -> str:

@@ -38,6 +38,7 @@ class Opaque:
 
     reason: str
     tables: tuple[TableRef, ...] = ()
+    incomplete: bool = False  # the recording stopped here: what follows is unknown
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class RecordedStep:
     ops: tuple[alembic_ops.MigrateOperation, ...]
     opaque: tuple[Opaque, ...] = ()
     sql: tuple[tuple[int, tuple[SqlEffect, ...]], ...] = field(default=())  # (op index, effects)
+
+    @property
+    def complete(self) -> bool:
+        return not any(o.incomplete for o in self.opaque)
 
     def effects_for(self, index: int) -> tuple[SqlEffect, ...]:
         for i, effects in self.sql:
@@ -59,11 +64,14 @@ class _OpaqueBind:
     """Stands in for the connection during recording: the dialect is readable (revisions
     branch on ``bind.dialect.name``), anything else stops the recording as opaque."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, sink: _Sink) -> None:
         self.dialect = dialect
         self.engine = self
+        self._sink = sink
 
     def __getattr__(self, name: str) -> Any:
+        # flagged before raising: a revision that swallows the exception is still opaque
+        self._sink.bind_used(name)
         raise _OpaqueBindUsed(f"the revision uses the database connection (bind.{name})")
 
     def __enter__(self) -> _OpaqueBind:
@@ -78,13 +86,15 @@ class _Sink:
         self.dialect = dialect
         self.ops: list[alembic_ops.MigrateOperation] = []
         self.opaque: list[Opaque] = []
-        self.bind_used = False
+        self.used = False
 
     def use_bind(self) -> _OpaqueBind:
-        if not self.bind_used:
-            self.bind_used = True
-            self.opaque.append(Opaque("op.get_bind(): the revision reads or writes through the connection"))
-        return _OpaqueBind(self.dialect)
+        return _OpaqueBind(self.dialect, self)
+
+    def bind_used(self, attribute: str) -> None:
+        if not self.used:
+            self.used = True
+            self.opaque.append(Opaque(f"the revision reads or writes through the connection (bind.{attribute})"))
 
 
 class _RecordingOperations(Operations):
@@ -188,10 +198,11 @@ def record(
     with _compat.proxies_swapped(recorder, env):
         try:
             fn(*args, **(kwargs or {}))
-        except _OpaqueBindUsed as exc:
-            sink.opaque.append(Opaque(f"stopped recording: {exc}"))
+        except _OpaqueBindUsed:
+            sink.opaque.append(Opaque("recording stopped at that point: the rest of the step is unknown",
+                                      incomplete=True))  # fmt: skip
         except Exception as exc:  # a revision that cannot run offline is opaque, not fatal
-            sink.opaque.append(Opaque(f"the function raised {type(exc).__name__}: {_one_line(exc)}"))
+            sink.opaque.append(Opaque(f"the function raised {type(exc).__name__}: {_one_line(exc)}", incomplete=True))
     return _analyze(sink, dialect)
 
 

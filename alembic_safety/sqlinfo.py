@@ -161,7 +161,7 @@ def _classify(stmt: exp.Expr, read: str | None) -> SqlEffect:
         table = _table(stmt.this)
         return SqlEffect(WHOLE, "MERGE", (table,) if table else (), reason="MERGE")
     if isinstance(stmt, (exp.Create, exp.Select, exp.Set, exp.Comment, exp.Transaction,
-                         exp.Commit, exp.Rollback, exp.Pragma, exp.Grant, exp.Analyze)):  # fmt: skip
+                         exp.Commit, exp.Rollback, exp.Pragma, exp.Grant, exp.Revoke, exp.Analyze)):  # fmt: skip
         return SqlEffect(SCHEMA, type(stmt).__name__.upper())
     if isinstance(stmt, exp.Command):
         expr = stmt.expression

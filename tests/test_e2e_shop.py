@@ -89,7 +89,7 @@ def test_opaque_step_snapshots_every_table_and_says_why(any_url: sa.URL, tmp_pat
     assert all(t["columns"] is None and t["where"] is None for t in newest["tables"])
     events = [json.loads(line) for line in (tmp_path / "shop" / "backups" / "audit.jsonl").read_text().splitlines()]
     opaque = [e for e in events if e["event"] == "step_opaque"]
-    assert opaque and "get_bind" in opaque[0]["reason"]
+    assert opaque and "through the connection (bind.execute)" in opaque[0]["reason"]
 
 
 def test_downgrade_is_snapshotted_too_and_audited(any_url: sa.URL, tmp_path: Path) -> None:

@@ -108,11 +108,51 @@ def _upgrade_raises() -> None:
 
 def test_get_bind_and_failures_are_opaque() -> None:
     step = record(_upgrade_get_bind, PG)
-    assert any("get_bind" in o.reason for o in step.opaque)
+    assert any("bind.execute" in o.reason for o in step.opaque) and not step.complete
     report = risks_of(step)
-    assert report.opaque and [t.key for t in report.named] == ["a"]
+    assert report.opaque and report.incomplete and [t.key for t in report.named] == ["a"]
+    # reading only the dialect through the bind is not opaque
+    step = record(_upgrade_get_bind, sqlite.dialect())
+    assert not step.opaque and step.complete
     step = record(_upgrade_raises, sqlite.dialect())
     assert any("RuntimeError" in o.reason and "needs the network" in o.reason for o in step.opaque)
+
+
+def test_a_recording_stopped_early_snapshots_every_table() -> None:
+    def upgrade() -> None:
+        op.create_table("fresh", sa.Column("id", sa.Integer, primary_key=True))
+        op.get_bind().execute(sa.text("INSERT INTO fresh SELECT id FROM users"))
+        op.drop_column("users", "legacy")  # never seen: recording stopped above
+
+    reqs, notes = plan_snapshot(risks_of(record(upgrade, PG)), _cfg(), CATALOG, dialect_name="postgresql")
+    assert {r.table.key for r in reqs} == set(CATALOG.t)
+    assert any("stopped early" in n for n in notes)
+
+
+def test_sql_drop_table_is_moved_only_when_plain() -> None:
+    def upgrade() -> None:
+        op.execute("DROP TABLE gone")
+        op.execute("UPDATE users SET flag = 1; DROP TABLE events")
+        op.execute(sa.text("DROP TABLE nopk"))
+
+    reasons = {r.table.key: r.reason for r in risks_of(record(upgrade, PG)).risks}
+    assert reasons["gone"] == "DROP TABLE"
+    assert "copied, not moved" in reasons["events"] and "copied, not moved" in reasons["nopk"]
+
+
+def test_deletes_follow_on_delete_cascade() -> None:
+    class Cascading(Catalog):
+        def referencing(self, parent: TableRef) -> list[tuple[TableRef, str]]:
+            return {"users": [(TableRef("events"), "CASCADE")], "events": [(TableRef("big_log"), "SET NULL")]}.get(
+                parent.name, [])
+
+    def upgrade() -> None:
+        op.execute("DELETE FROM users WHERE id = 1")
+
+    reqs, _ = plan_snapshot(risks_of(record(upgrade, PG)), _cfg(), Cascading(CATALOG.t), dialect_name="postgresql")
+    by = {r.table.key: r for r in reqs}
+    assert set(by) == {"users", "events", "big_log"}
+    assert by["events"].reasons == ("ON DELETE CASCADE from users",) and by["events"].columns is None
 
 
 class Catalog:

@@ -15,6 +15,7 @@ from ..audit import AuditLog, isoformat, redact_url, utcnow
 from ..config import SafetyConfig
 from ..errors import LockTimeout, SafetyError, SnapshotError, SnapshotTooLarge
 from ..sqlinfo import TableRef
+from . import throughput
 from .dbstore import COPIED, MOVED, PENDING, DatabaseStore, snapshot_table_name, supports_database_store
 from .engines import Engine, engine_for
 from .manifest import Manifest, TableSnapshot
@@ -174,6 +175,9 @@ def take_backup(
         if isinstance(exc, sa.exc.DBAPIError):
             raise  # the step's own transaction is now unusable: let the database error through
         raise SnapshotError(f"snapshot {backup_id} failed: {type(exc).__name__}: {exc}") from exc
+    elapsed = time.monotonic() - started
+    data_bytes = sum(t.raw_bytes for t in manifest.tables if t.format != MOVED)
+    throughput.record(config.backup_dir, store.name, data_bytes, elapsed)
     audit.write("backup_completed", backup_id=backup_id, kind=request.kind, rows=manifest.total_rows,
                 bytes=manifest.total_bytes, seconds=round(time.monotonic() - started, 3),
                 moved=[t.key for t in manifest.tables if t.format == MOVED])  # fmt: skip

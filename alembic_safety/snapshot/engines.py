@@ -93,11 +93,15 @@ class PgCopyEngine:
 
     def _source_sql(self, conn: sa.Connection, table: TableRef, columns: list[str], where: str | None) -> str:
         prep = conn.dialect.identifier_preparer
-        if where is None:
+        partitioned = conn.execute(sa.text("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(:t)"),
+                                   {"t": prep.format_table(table_clause(table))}).scalar()  # fmt: skip
+        if where is None and not partitioned:  # COPY <table> cannot read a partitioned parent
             cols = ", ".join(prep.quote(c) for c in columns)
             return f"COPY {prep.format_table(table_clause(table))} ({cols}) TO STDOUT (FORMAT binary)"
         t = table_clause(table, columns)
-        query = sa.select(*t.c).where(sa.literal_column(where))
+        query = sa.select(*t.c)
+        if where is not None:
+            query = query.where(sa.literal_column(where))
         compiled = query.compile(dialect=self._plain, compile_kwargs={"literal_binds": True})
         return f"COPY ({compiled}) TO STDOUT (FORMAT binary)"
 

@@ -30,9 +30,10 @@ from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from .. import _compat
-from ..sqlinfo import WHOLE, TableRef, analyze_sql
+from ..sqlinfo import TableRef, analyze_sql
 from .dbstore import COPIED, MOVED, DatabaseStore
 from .manifest import Manifest
+from .policy import movable_sql_drop
 
 
 class SetSchema(ExecutableDDLElement):
@@ -70,6 +71,7 @@ class Mover:
     plans: dict[TableRef, PlannedMove]
     resolve: Callable[[TableRef], TableRef | None]
     log: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
 
     def plan_for(self, ref: TableRef) -> PlannedMove | None:
         canonical = self.resolve(ref)
@@ -141,11 +143,15 @@ def _execute_sql(operations: Operations, operation: alembic_ops.ExecuteSQLOp) ->
     mover = _MOVERS.get(operations.migration_context)
     if mover is None or not isinstance(operation.sqltext, str):
         return original(operations, operation)
-    effects = analyze_sql(operation.sqltext, operations.migration_context.dialect.name)
-    if len(effects) != 1 or effects[0].kind != WHOLE or effects[0].statement != "DROP TABLE":
-        return original(operations, operation)
-    plans = [mover.plan_for(t) for t in effects[0].tables]
-    if "CASCADE" in operation.sqltext.upper() or not plans or any(p is None for p in plans):
+    effects = tuple(analyze_sql(operation.sqltext, operations.migration_context.dialect.name))
+    touched = [t for e in effects for t in e.tables]
+    plans = [mover.plan_for(t) for t in touched]
+    if not movable_sql_drop(operation, effects) or any(p is None for p in plans):
+        # not a shape the move stands in for: whatever planned table it touches is copied first
+        for plan in plans:
+            if plan is not None:
+                mover.store.copy_table_as(plan.snapshot_name, plan.table, plan.columns, None)
+                plan.done = "copied"
         return original(operations, operation)
     for plan in plans:
         assert plan is not None
@@ -171,9 +177,15 @@ def finish_moves(mover: Mover, manifest: Manifest) -> Manifest:
     """After the step: record what became of each planned move in the catalogue (moved: its
     size; copied instead: its checksum; never dropped: the entry goes, nothing was at risk)."""
     tables = []
+    lost: list[str] = []
+    insp = sa.inspect(mover.store.conn)
     for t in manifest.tables:
         plan = mover.plans.get(TableRef(t.name, t.schema)) if t.format == MOVED else None
         if plan is None and t.format == MOVED:
+            continue
+        if plan is not None and not plan.done:
+            if not insp.has_table(t.name, schema=t.schema):
+                lost.append(t.key)  # dropped some way the move did not see: say so, loudly
             continue
         if plan is None:
             tables.append(t)
@@ -184,8 +196,11 @@ def finish_moves(mover: Mover, manifest: Manifest) -> Manifest:
             rows, checksum = mover.store.checksum(t.file, list(t.stored_columns))
             size = mover.store.table_bytes([t.file])
             tables.append(replace(t, format=COPIED, rows=rows, checksum=checksum, bytes=size, raw_bytes=size))
-    finished = replace(manifest, tables=tuple(tables))
-    if not tables:
+    notes = tuple(f"{key} was dropped without passing through the move: it is NOT in this backup"
+                  for key in lost)  # fmt: skip
+    mover.lost = lost
+    finished = replace(manifest, tables=tuple(tables), notes=(*manifest.notes, *notes))
+    if not tables and not lost:
         mover.store.delete(manifest.id)
     elif finished != manifest:
         mover.store.write_manifest(finished, replace=True)

@@ -22,7 +22,7 @@ from alembic.operations import ops as alembic_ops
 
 from ..config import SafetyConfig
 from ..record import RecordedStep, flatten
-from ..sqlinfo import COLUMNS, OPAQUE, ROWS, WHOLE, TableRef, where_columns
+from ..sqlinfo import COLUMNS, OPAQUE, ROWS, WHOLE, SqlEffect, TableRef, where_columns
 
 # Operations that create or describe schema and cannot lose a row or a value.
 _SAFE_OPS = (
@@ -48,6 +48,7 @@ class RiskReport:
     risks: tuple[Risk, ...]
     named: tuple[TableRef, ...]  # every table the step names, in order of appearance
     opaque: tuple[str, ...]  # why parts of the step could not be read
+    incomplete: bool = False  # the recording stopped early: the rest of the step is unknown
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,15 @@ def risks_of(step: RecordedStep) -> RiskReport:
                          f"alter_column {op.column_name} ({what})")
                 )  # fmt: skip
         elif isinstance(op, alembic_ops.ExecuteSQLOp):
-            for effect in step.effects_for(index):
+            effects = step.effects_for(index)
+            for effect in effects:
                 for t in effect.tables:
                     name(t)
                 if effect.kind == WHOLE:
-                    risks.extend(Risk(t, None, None, effect.reason) for t in effect.tables)
+                    reason = effect.reason
+                    if reason == "DROP TABLE" and not movable_sql_drop(op, effects):
+                        reason = "DROP TABLE (inside other SQL: copied, not moved)"
+                    risks.extend(Risk(t, None, None, reason) for t in effect.tables)
                 elif effect.kind == ROWS:
                     risks.extend(Risk(t, None, effect.where, effect.reason) for t in effect.tables)
                 elif effect.kind == COLUMNS:
@@ -128,7 +133,35 @@ def risks_of(step: RecordedStep) -> RiskReport:
                         opaque.append(effect.reason)
         elif not isinstance(op, _SAFE_OPS):
             opaque.append(f"operation {type(op).__name__} is not known to alembic-safety")
-    return RiskReport(tuple(risks), tuple(named), tuple(opaque))
+    return RiskReport(tuple(risks), tuple(named), tuple(opaque), incomplete=not step.complete)
+
+
+def _cascades(wanted: list[SnapshotRequest], catalog: Catalog) -> list[SnapshotRequest]:
+    """Rows other tables lose through ON DELETE CASCADE / SET NULL / SET DEFAULT foreign keys
+    when a step deletes or truncates rows: those tables are snapshotted whole (transitively)."""
+    referencing = getattr(catalog, "referencing", None)
+    if referencing is None:
+        return []
+    out: list[SnapshotRequest] = []
+    todo = [r.table for r in wanted if any(x.startswith(("DELETE", "TRUNCATE", "MERGE")) for x in r.reasons)]
+    seen = set(todo)
+    while todo:
+        parent = catalog.resolve(todo.pop())
+        if parent is None:
+            continue
+        for child, action in referencing(parent):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+                out.append(SnapshotRequest(child, None, None, (f"ON DELETE {action} from {parent.key}",)))
+    return out
+
+
+def movable_sql_drop(op: alembic_ops.ExecuteSQLOp, effects: tuple[SqlEffect, ...]) -> bool:
+    """Whether ``op.execute`` is exactly one plain ``DROP TABLE`` the move can stand in for (a
+    string, one statement, no CASCADE) — the shape the replaced implementation handles."""
+    return (isinstance(op.sqltext, str) and len(effects) == 1 and effects[0].statement == "DROP TABLE"
+            and "CASCADE" not in op.sqltext.upper())  # fmt: skip
 
 
 def _merge(a: SnapshotRequest, b: SnapshotRequest) -> SnapshotRequest:
@@ -162,13 +195,19 @@ def plan_snapshot(
         wanted = [SnapshotRequest(r.table, r.columns, r.where, (r.reason,)) for r in report.risks]
     if report.opaque and policy in ("at-risk", "touched"):
         why = "; ".join(report.opaque)
-        if report.named:
+        if report.incomplete:
+            # what the step does after the point where recording stopped is unknown: the tables
+            # named before it prove nothing about the rest
+            wanted += [SnapshotRequest(t, None, None, (f"opaque: {why}",)) for t in catalog.tables(schemas)]
+            notes.append(f"recording stopped early ({why}): every table is snapshotted")
+        elif report.named:
             wanted += [SnapshotRequest(t, None, None, (f"opaque: {why}",)) for t in report.named]
             notes.append(f"opaque step ({why}): every table it names is snapshotted whole")
         else:
             wanted += [SnapshotRequest(t, None, None, (f"opaque: {why}",)) for t in catalog.tables(schemas)]
             notes.append(f"opaque step ({why}) names no table: every table is snapshotted")
 
+    wanted += _cascades(wanted, catalog)
     skipped = set(skip)
     merged: dict[TableRef, SnapshotRequest] = {}
     for req in wanted:
@@ -209,3 +248,9 @@ def plan_snapshot(
                     columns = None
         result.append(SnapshotRequest(table, columns, where, req.reasons))
     return result, notes
+
+
+def is_pure_drop(req: SnapshotRequest) -> bool:
+    """A whole table at risk only because the step drops it: it can be moved, not copied."""
+    return req.columns is None and req.where is None and all(
+        r.startswith("drop_table ") or r == "DROP TABLE" for r in req.reasons)

@@ -58,12 +58,55 @@ class LiveCatalog:
         return None if found in self._skip else found
 
     def tables(self, schemas: Iterable[str | None]) -> list[TableRef]:
+        """Every table of these schemas (partitions left out: their parent holds their rows)."""
         out: list[TableRef] = []
         for schema in dict.fromkeys(self._norm(s) for s in schemas):
             if schema == self.safety_schema:
                 continue
-            out += [TableRef(n, schema) for n in self._table_names(schema)]
+            partitions = self._partitions(schema)
+            out += [TableRef(n, schema) for n in self._table_names(schema) if n not in partitions]
         return [t for t in out if t not in self._skip]
+
+    def _partitions(self, schema: str | None) -> set[str]:
+        if self.conn.dialect.name != "postgresql":
+            return set()
+        rows = self.conn.execute(sa.text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relispartition AND n.nspname = coalesce(:s, current_schema())"), {"s": schema})  # fmt: skip
+        return {r[0] for r in rows}
+
+    def referencing(self, parent: TableRef) -> list[tuple[TableRef, str]]:
+        """Tables whose foreign keys delete or change their rows when ``parent`` loses rows
+        (ON DELETE CASCADE / SET NULL / SET DEFAULT), with the action."""
+        dialect = self.conn.dialect.name
+        if dialect == "postgresql":
+            prep = self.conn.dialect.identifier_preparer
+            qualified = prep.format_table(sa.table(parent.name, schema=parent.schema))
+            rows = self.conn.execute(sa.text(
+                "SELECT n.nspname, r.relname, c.confdeltype FROM pg_constraint c "
+                "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+                "WHERE c.contype = 'f' AND c.confrelid = to_regclass(:t) AND c.conrelid <> c.confrelid "
+                "AND c.confdeltype IN ('c', 'n', 'd')"), {"t": qualified}).all()  # fmt: skip
+            names = {"c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+            return [(TableRef(r[1], self._norm(r[0])), names[r[2]]) for r in rows]
+        if dialect in ("mysql", "mariadb"):
+            schema = parent.schema or self.conn.exec_driver_sql("SELECT DATABASE()").scalar()
+            rc = sa.table("referential_constraints", sa.column("constraint_schema"), sa.column("table_name"),
+                          sa.column("referenced_table_name"), sa.column("delete_rule"),
+                          schema="information_schema")  # fmt: skip
+            rows = self.conn.execute(sa.select(rc.c.table_name, rc.c.delete_rule).where(
+                rc.c.constraint_schema == schema, rc.c.referenced_table_name == parent.name,
+                rc.c.table_name != parent.name, rc.c.delete_rule.in_(["CASCADE", "SET NULL", "SET DEFAULT"]))).all()
+            return [(TableRef(r[0], parent.schema), str(r[1])) for r in rows]
+        out = []
+        for name in self._table_names(parent.schema):
+            if name == parent.name:
+                continue
+            for fk in self.inspector.get_foreign_keys(name, schema=parent.schema):
+                action = str((fk.get("options") or {}).get("ondelete") or "").upper()
+                if fk.get("referred_table") == parent.name and action in ("CASCADE", "SET NULL", "SET DEFAULT"):
+                    out.append((TableRef(name, parent.schema), action))
+        return out
 
     def _cols(self, ref: TableRef) -> list[ReflectedColumn]:
         if ref not in self._columns:
