@@ -263,6 +263,74 @@ def import_(ctx: click.Context, folder: Path) -> None:
     out.print(f"Imported {manifest.id}: {len(manifest.tables)} table(s), {manifest.total_rows} rows.", markup=False)
 
 
+# -- plan --------------------------------------------------------------------------------------
+@main.command()
+@click.argument("range_", metavar="[RANGE]", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--fail-on", type=click.Choice(["high", "medium", "never"]), default="never", show_default=True,
+              help="Exit 1 when a finding at or above this severity is not allowed.")
+@click.pass_context
+def plan(ctx: click.Context, range_: str | None, fmt: str, fail_on: str) -> None:
+    """What pending revisions (or RANGE, as 'from:to' or one revision) do, risk, snapshot, and
+    how they roll back; changes nothing."""
+    from .plan import analyse
+    from .templating import render
+
+    result = analyse(_project(ctx), range_)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif fmt == "markdown":
+        click.echo(render("plan.md.j2", plan=result, human=_human, snapshot_summary=_snapshot_summary), nl=False)
+    else:
+        _print_plan(result)
+    if result.fails(fail_on):
+        click.echo(f"alembic-safety: a finding reaches --fail-on {fail_on}", err=True)
+        sys.exit(1)
+
+
+def _snapshot_summary(r: Any) -> str:
+    if not r.snapshot:
+        return "none"
+    size = sum(s.bytes_estimate or 0 for s in r.snapshot)
+    unknown = any(s.bytes_estimate is None for s in r.snapshot)
+    return f"{len(r.snapshot)} table(s), {'?' if unknown else _human(size)}"
+
+
+def _print_plan(result: Any) -> None:
+    colour = {"high": "red", "medium": "yellow", "low": "cyan"}
+    if not result.revisions:
+        out.print("No revision to analyse: the database is at head.")
+    summary = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("revision", "message", "worst", "reversible", "snapshot"):
+        summary.add_column(col)
+    for r in result.revisions:
+        worst = f"[{colour[r.worst]}]{r.worst}[/]" if r.worst else "none"
+        summary.add_row(r.revision, r.message, worst, r.reversible, _snapshot_summary(r))
+    if result.revisions:
+        out.print(summary)
+    for r in result.revisions:
+        out.print(f"\n[bold]{r.revision}[/bold] ", end="")
+        out.print(r.message, markup=False)
+        for op in r.operations:
+            out.print(f"  {op}", markup=False)
+        for f in r.findings:
+            tag = f"allowed: {f.allowed}" if f.allowed else f.severity
+            out.print(f"  [{colour[f.severity]}]{f.code}[/] ", end="")
+            out.print(f"{f.name} ({tag}): {f.message}", markup=False)
+        for s in r.snapshot:
+            cols = ", ".join(s.columns) if s.columns is not None else "all columns"
+            rows = "?" if s.rows_estimate is None else s.rows_estimate
+            secs = "?" if s.seconds_estimate is None else f"{s.seconds_estimate} s"
+            out.print(f"  snapshot {s.table} ({cols}{' where ' + s.where if s.where else ''}): ~{rows} rows, "
+                      f"{_human(s.bytes_estimate)}, {secs}{' — ' + s.note if s.note else ''}", markup=False)
+        out.print(f"  reversible: {r.reversible}; rollback: " + " → ".join(
+            f"{st.order}. {st.kind}{'!' if st.critical else ''}" for st in r.rollback_steps), markup=False)
+    if result.unknown_facts:
+        out.print("\n[bold]not known[/bold]")
+        for u in result.unknown_facts:
+            out.print(f"  - {u}", markup=False)
+
+
 # -- status ------------------------------------------------------------------------------------
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -55,3 +55,12 @@ def test_demo_runs_and_keeps_its_folder(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "alembic.ini").exists()
     again = safety(None, "demo", "--dir", str(tmp_path / "demo"), check=False)
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_readme_rule_reference_is_generated_from_the_rules() -> None:
+    from alembic_safety.docgen import render_readme
+    from alembic_safety.risk import all_rules
+
+    assert render_readme(README) == README, "README's rule reference is stale: run python -m alembic_safety.docgen"
+    for rule in all_rules():
+        assert f"#### {rule.code}" in README
