@@ -173,15 +173,15 @@ def _estimate(conn: sa.Connection, table: TableRef, columns: tuple[str, ...] | N
             t.c.table_schema == schema, t.c.table_name == table.name)).first()
         return (int(row[0] or 0), int(row[1] or 0)) if row else (None, None)
     count = conn.execute(sa.select(sa.func.count()).select_from(sa.table(table.name, schema=table.schema))).scalar()
-    size: int | None = None
+    pages: Any = None
     if conn.dialect.name == "sqlite":
         try:  # the dbstat virtual table, where SQLite was built with it
             with conn.begin_nested():
-                size = conn.execute(sa.text("SELECT sum(pgsize) FROM dbstat WHERE name = :t"),
-                                    {"t": table.name}).scalar()  # fmt: skip
+                pages = conn.execute(sa.text("SELECT sum(pgsize) FROM dbstat WHERE name = :t"),
+                                     {"t": table.name}).scalar()  # fmt: skip
         except sa.exc.DBAPIError:
-            size = None
-    return int(count or 0), (int(size) if size is not None else None)
+            pages = None
+    return int(count or 0), (int(pages) if pages is not None else None)
 
 
 # -- the analysis ------------------------------------------------------------------------------
