@@ -107,7 +107,15 @@ def _t(op: Any) -> str:
 
 
 def describe_op(op: alembic_ops.MigrateOperation, dialect: sa.Dialect) -> str:
-    """One line per operation, marked ``+`` (adds), ``-`` (removes) or ``~`` (changes)."""
+    """One line per operation, marked ``+`` (adds), ``-`` (removes) or ``~`` (changes); never
+    raises (a description is not worth a crashed plan)."""
+    try:
+        return _describe(op, dialect)
+    except Exception:
+        return f"~ {type(op).__name__}"
+
+
+def _describe(op: alembic_ops.MigrateOperation, dialect: sa.Dialect) -> str:
     o: Any = op
     if isinstance(op, alembic_ops.CreateTableOp):
         return f"+ create table {_t(o)}"
@@ -120,7 +128,7 @@ def describe_op(op: alembic_ops.MigrateOperation, dialect: sa.Dialect) -> str:
     if isinstance(op, alembic_ops.AlterColumnOp):
         what = [w for w, v in (("type", o.modify_type), ("nullable", o.modify_nullable),
                                ("default", o.modify_server_default), ("name", o.modify_name),
-                               ("comment", o.modify_comment)) if v not in (None, False)]  # fmt: skip
+                               ("comment", o.modify_comment)) if v is not None and v is not False]  # fmt: skip
         return f"~ alter column {_t(o)}.{o.column_name} ({', '.join(what) or 'nothing'})"
     if isinstance(op, alembic_ops.CreateIndexOp):
         return f"+ create index {o.index_name} on {_t(o)}"

@@ -373,3 +373,24 @@ def test_drop_table_inside_multi_statement_sql_is_backed_up(pg_url: sa.URL, tmp_
     by_revision = {b["revision_to"]: b for b in backups_json(ini)}
     assert "6dbbef65ed78" in by_revision
     assert [t["name"] for t in by_revision["6dbbef65ed78"]["tables"]] == ["audit_log"]
+
+
+@pytest.mark.parametrize("connected", [True, False])
+def test_plan_never_crashes_on_the_history(pg_url: sa.URL, tmp_path: Path, connected: bool) -> None:
+    """`alembic-safety plan` over all 51 revisions, with live facts and without a database:
+    every revision is planned, unreadable ones as opaque findings, never a traceback."""
+    url = pg_url if connected else sa.make_url("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    ini = copy_example("realworld", tmp_path / "rw", url)
+    for fmt in ("json", "markdown", "text"):
+        proc = safety(ini, "plan", "base:heads", "--format", fmt, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+    data = json.loads(safety(ini, "plan", "base:heads", "--format", "json").stdout)
+    assert len(data["revisions"]) >= 45
+    by = {r["revision"]: r for r in data["revisions"]}
+    assert "SAF110" in {f["code"] for f in by["aed04ca87fc2"]["findings"]}  # get_bind data migration: opaque
+    assert "SAF303" in {f["code"] for f in by["bfb65bae2d26"]["findings"]}  # ALTER TYPE ... ADD VALUE
+    assert by["bfb65bae2d26"]["reversible"] == "no"
+    assert "SAF401" in {f["code"] for f in by["7658f94855d0"]["findings"]}  # drop_constraint(None, ...)
+    assert by["47635ed08d6b"]["down_revision"] == ["f82def7d9967", "422a9248b974"]  # the merge
+    assert all(r["rollback_steps"] for r in data["revisions"])
