@@ -149,8 +149,11 @@ def test_snapshot_budget_refuses_the_step(sqlite_url: sa.URL, tmp_path: Path, en
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
         assert conn.exec_driver_sql("SELECT count(*) FROM notes").scalar() == 20
     ini.write_text(ini.read_text().replace("max_snapshot_bytes = 200\n", "max_snapshot_bytes = 200\noversize = warn\n"))
-    alembic(ini, "upgrade", "0002")
+    proc = alembic(ini, "upgrade", "0002")
     assert len(backups_json(ini)) == 1
+    assert "over max_snapshot_bytes" in proc.stderr
+    events = [json.loads(x)["event"] for x in (tmp_path / "shop" / "backups" / "audit.jsonl").read_text().splitlines()]
+    assert "snapshot_oversize" in events
 
 
 def test_lock_timeout_when_another_session_holds_the_table(pg_url: sa.URL, tmp_path: Path, engine_for) -> None:

@@ -351,3 +351,13 @@ def test_audit_events_are_mirrored_into_the_catalogue(pg_url: sa.URL, tmp_path: 
     assert events.count("backup_completed") == 2 and "revision_applied" in events
     in_file = [json.loads(x)["event"] for x in (tmp_path / "shop" / "backups" / "audit.jsonl").read_text().splitlines()]
     assert set(events) <= set(in_file)
+
+
+def test_a_refused_snapshot_leaves_no_snapshot_table_behind(db_url: sa.URL, tmp_path: Path, engine_for) -> None:
+    ini = copy_example("shop", tmp_path / "shop", db_url)
+    alembic(ini, "upgrade", "0001")
+    proc = safety(ini, "-x", "max_snapshot_bytes=10", "backup", check=False)
+    assert proc.returncode == 2 and "max_snapshot_bytes" in proc.stderr
+    with engine_for(db_url).connect() as conn:  # MySQL committed the CREATE TABLE AS: it was removed
+        assert [t for t in _snap_tables(conn) if t not in ("backups", "events")] == []
+    assert backups_json(ini) == []

@@ -3,8 +3,10 @@ manifest last.  A backup is complete (manifest written) or absent (folder remove
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,7 @@ from .reflect import SAFETY_SCHEMA, LiveCatalog, table_definition
 from .store import BackupStore, BackupWriter, FileStore, new_backup_id
 from .streams import COMPRESSION, HASH_ALGORITHM, SnapshotSink
 
+log = logging.getLogger("alembic.safety")
 ProgressFn = Callable[[str, int, int], None]  # (table key, raw bytes so far, rows or -1)
 
 
@@ -169,6 +172,10 @@ def take_backup(
     except BaseException as exc:
         if writer is not None:
             writer.abort()
+        if db is not None and conn.dialect.name != "postgresql":
+            # MySQL/MariaDB committed each CREATE TABLE ... AS already: remove what was made
+            with suppress(Exception):
+                db.delete(backup_id)
         audit.write("backup_failed", backup_id=backup_id, error=f"{type(exc).__name__}: {exc}")
         if isinstance(exc, SafetyError) or not isinstance(exc, Exception):
             raise
@@ -176,6 +183,11 @@ def take_backup(
             raise  # the step's own transaction is now unusable: let the database error through
         raise SnapshotError(f"snapshot {backup_id} failed: {type(exc).__name__}: {exc}") from exc
     elapsed = time.monotonic() - started
+    limit = config.max_snapshot_bytes
+    if limit is not None and manifest.total_bytes > limit:  # only reached with oversize = warn
+        log.warning("snapshot %s is %d bytes, over max_snapshot_bytes (%d); kept because oversize = warn",
+                    backup_id, manifest.total_bytes, limit)  # fmt: skip
+        audit.write("snapshot_oversize", backup_id=backup_id, bytes=manifest.total_bytes, limit=limit)
     data_bytes = sum(t.raw_bytes for t in manifest.tables if t.format != MOVED)
     throughput.record(config.backup_dir, store.name, data_bytes, elapsed)
     audit.write("backup_completed", backup_id=backup_id, kind=request.kind, rows=manifest.total_rows,
