@@ -126,7 +126,7 @@ class DowngradeMissing(Rule):
             op.add_column("users", sa.Column("plan", sa.String(20)))
         # no downgrade()
 
-    Safe: write the downgrade (``alembic-safety generate`` fills it from the upgrade's ops)::
+    Safe: write the downgrade, undoing each upgrade operation in reverse order::
 
         def downgrade():
             op.drop_column("users", "plan")
@@ -151,8 +151,8 @@ class DowngradeEmpty(Rule):
         def downgrade():
             pass
 
-    Safe: undo each upgrade operation in reverse order (``alembic-safety generate`` writes
-    them), or raise with an explanation when the change really is one-way.
+    Safe: undo each upgrade operation in reverse order, or raise with an explanation when the
+    change really is one-way.
     """
 
     code = "SAF305"
