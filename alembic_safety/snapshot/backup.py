@@ -198,11 +198,11 @@ def take_backup(
 
 
 def _table_facts(
-    conn: sa.Connection, req: SnapshotRequest, catalog: LiveCatalog
+    conn: sa.Connection, req: SnapshotRequest, catalog: LiveCatalog, *, ddl: bool = True
 ) -> tuple[TableRef, list[str], list[str], dict[str, Any]]:
     """The table, the columns to copy, its primary key and its full definition."""
     columns = list(req.columns) if req.columns is not None else catalog.columns(req.table)
-    return req.table, columns, catalog.primary_key(req.table), table_definition(conn, req.table)
+    return req.table, columns, catalog.primary_key(req.table), table_definition(conn, req.table, ddl=ddl)
 
 
 def _db_snapshot_table(
@@ -216,7 +216,7 @@ def _db_snapshot_table(
     moved: bool,
     written_before: int,
 ) -> TableSnapshot:
-    ref, columns, pk, definition = _table_facts(conn, req, catalog)
+    ref, columns, pk, definition = _table_facts(conn, req, catalog, ddl=not moved)
     name = snapshot_table_name(backup_id, index)
     if moved:
         rows, checksum, size = -1, PENDING, 0

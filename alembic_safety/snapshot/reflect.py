@@ -143,10 +143,11 @@ def _optional(fn: Any, *args: Any, **kw: Any) -> Any:
         return None
 
 
-def table_definition(conn: sa.Connection, ref: TableRef) -> dict[str, Any]:
+def table_definition(conn: sa.Connection, ref: TableRef, *, ddl: bool = True) -> dict[str, Any]:
     """Columns (types, nullability, defaults, comments, identity/generated), primary key,
-    indexes, unique/check/foreign-key constraints, the table comment, and the DDL that
-    recreates the table and its indexes on this dialect."""
+    indexes, unique/check/foreign-key constraints, the table comment, and (``ddl``) the DDL that
+    recreates the table and its indexes on this dialect.  A table that is moved aside keeps its
+    own DDL, so its entry skips the second reflection the DDL needs (the move stays O(1))."""
     insp = sa.inspect(conn)
     d = conn.dialect
     name, schema = ref.name, ref.schema
@@ -159,9 +160,12 @@ def table_definition(conn: sa.Connection, ref: TableRef) -> dict[str, Any]:
         "foreign_keys": _jsonable(insp.get_foreign_keys(name, schema=schema), d),
         "comment": _jsonable((_optional(insp.get_table_comment, name, schema=schema) or {}).get("text"), d),
     }
+    if not ddl:
+        return definition
     table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)  # FK targets too
-    ddl = [str(CreateTable(table).compile(dialect=d)).strip()]
-    ddl += [str(CreateIndex(ix).compile(dialect=d)).strip() for ix in sorted(table.indexes, key=lambda i: str(i.name))]
-    definition["ddl"] = ddl
+    statements = [str(CreateTable(table).compile(dialect=d)).strip()]
+    statements += [str(CreateIndex(ix).compile(dialect=d)).strip()
+                   for ix in sorted(table.indexes, key=lambda i: str(i.name))]  # fmt: skip
+    definition["ddl"] = statements
     return definition
 
