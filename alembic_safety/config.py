@@ -22,6 +22,7 @@ ENV_PREFIX = "ALEMBIC_SAFETY_"
 POLICIES = ("at-risk", "touched", "all", "none")
 STORES = ("auto", "files", "database")
 OVERSIZE = ("error", "warn")
+DATABASE_STORE_DIALECTS = ("postgresql", "mysql", "mariadb")  # where a schema can hold snapshots
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class SafetyConfig:
         """The store used on this dialect: ``auto`` means the database where it can hold one."""
         if self.store != "auto":
             return self.store
-        return "database" if dialect_name in ("postgresql", "mysql", "mariadb") else "files"
+        return "database" if dialect_name in DATABASE_STORE_DIALECTS else "files"
 
     def wants_table(self, name: str) -> bool:
         """Whether include/exclude lists allow snapshotting ``name`` (``schema.table`` or bare)."""

@@ -153,7 +153,7 @@ class SafetySession:
             BackupRequest(tuple(requests), "pre-revision", name=_slug(script), revision_from=rev_from,
                           revision_to=rev_to, direction=direction, notes=tuple(notes),
                           protect=frozenset(self.backups)),
-            self.config, audit=self.audit, version_table=mctx.version_table, move=move,
+            self.config, audit=self.audit, move=move, db=db, catalog=catalog,
         )  # fmt: skip
         if manifest is None:
             return None, None

@@ -158,7 +158,7 @@ def manual_backup(project: Project, name: str, tables: list[str] | None,
             db.ensure()
         audit = AuditLog(project.config.audit_path, db.record_event if db is not None else None)
         manifest = take_backup(conn, request, project.config, audit=audit, progress=progress,
-                               version_table=ctx.version_table)  # fmt: skip
+                               db=db, catalog=catalog)  # fmt: skip
         assert manifest is not None
         return manifest
 
@@ -197,12 +197,14 @@ def _find(stores: list[AnyStore], backup_id: str) -> tuple[AnyStore, Manifest]:
     raise missing or BackupNotFound(backup_id)
 
 
-def list_backups(project: Project) -> tuple[list[Manifest], list[IncompleteBackup]]:
-    def work(stores: list[AnyStore], conn: Any, ctx: Any) -> tuple[list[Manifest], list[IncompleteBackup]]:
-        manifests = sorted((m for s in stores for m in s.list()), key=lambda m: m.id, reverse=True)
-        return manifests, [i for s in stores for i in s.incomplete()]
+def _listing(stores: list[AnyStore]) -> tuple[list[Manifest], list[IncompleteBackup]]:
+    """Complete backups of every store, newest first, and the incomplete ones."""
+    manifests = sorted((m for s in stores for m in s.list()), key=lambda m: m.id, reverse=True)
+    return manifests, [i for s in stores for i in s.incomplete()]
 
-    return with_stores(project, work)
+
+def list_backups(project: Project) -> tuple[list[Manifest], list[IncompleteBackup]]:
+    return with_stores(project, lambda stores, conn, ctx: _listing(stores))
 
 
 def show_backup(project: Project, backup_id: str) -> Manifest:
@@ -284,17 +286,14 @@ def status(project: Project, n_backups: int = 5, n_events: int = 10) -> Status:
     pending: int | None = None
     error: str | None = None
     files = FileStore(project.config.backup_dir)
-    listed: tuple[list[Manifest], list[IncompleteBackup], int | None, str] = (files.list(), files.incomplete(), None,
-                                                                               "files")  # fmt: skip
+    listed: tuple[list[Manifest], list[IncompleteBackup], int | None, str] | None = None
 
     def work(conn: sa.Connection, ctx: MigrationContext) -> tuple[str, ...]:
         nonlocal listed
         db = database_store(conn, project.config) if project.config.store != "files" else None
         if db is not None:
-            stores: list[AnyStore] = [db, files]
-            manifests = sorted((m for s in stores for m in s.list()), key=lambda m: m.id, reverse=True)
-            listed = (manifests, [i for s in stores for i in s.incomplete()], db.space() if db.exists() else 0,
-                      "database")  # fmt: skip
+            manifests, incomplete = _listing([db, files])
+            listed = (manifests, incomplete, db.space() if db.exists() else 0, "database")
         return tuple(ctx.get_current_heads())
 
     try:
@@ -307,6 +306,8 @@ def status(project: Project, n_backups: int = 5, n_events: int = 10) -> Status:
             pending = sum(1 for _ in script.revision_map.iterate_revisions(heads, lower, implicit_base=True))
         except CommandError as exc:
             error = f"the database is at a revision this project does not know: {exc}"
+    if listed is None:  # the files store, or the database could not be reached
+        listed = (*_listing([files]), None, "files")
     return Status(
         current=current, heads=heads, pending=pending, database_error=error,
         backups=tuple(listed[0][:n_backups]), incomplete=tuple(listed[1]),

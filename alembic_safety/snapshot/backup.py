@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any
 
 import sqlalchemy as sa
@@ -107,16 +108,21 @@ def take_backup(
     progress: ProgressFn | None = None,
     version_table: str = "alembic_version",
     move: frozenset[TableRef] = frozenset(),
+    db: DatabaseStore | EllipsisType | None = ...,
+    catalog: LiveCatalog | None = None,
 ) -> Manifest | None:
     """Snapshot ``request.tables``; returns the manifest, or None when there is nothing to
     snapshot.  Raises SnapshotError (and leaves no backup) when anything fails.
 
     With the database store, tables in ``move`` get a manifest entry but no copy: the step's
-    drop moves them into the snapshot schema (:mod:`.moves`, see :func:`planned_moves`)."""
+    drop moves them into the snapshot schema (:mod:`.moves`).  Callers that already resolved
+    the store (``db``: the database store or None for files) or read the catalogue pass them in,
+    so nothing is reflected twice."""
     if not request.tables:
         return None
     audit = audit or AuditLog(config.audit_path)
-    db = database_store(conn, config)
+    if isinstance(db, EllipsisType):
+        db = database_store(conn, config)
     store: BackupStore | DatabaseStore = db if db is not None else open_store(config)
     backup_id = new_backup_id(request.revision_to if request.direction != "downgrade" else request.revision_from,
                               request.name)  # fmt: skip
@@ -130,7 +136,8 @@ def take_backup(
         if db is not None:
             db.ensure()  # first: a missing privilege is reported before anything is locked
         lock_tables(conn, refs, config.lock_timeout)
-        catalog = LiveCatalog(conn, version_table=version_table, safety_schema=db.schema if db else SAFETY_SCHEMA)
+        if catalog is None:
+            catalog = LiveCatalog(conn, version_table=version_table, safety_schema=db.schema if db else SAFETY_SCHEMA)
         snapshots: list[TableSnapshot] = []
         if db is not None:
             for index, req in enumerate(request.tables, start=1):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
+from ..config import DATABASE_STORE_DIALECTS
 from ..errors import BackupCorrupt, BackupNotFound, SafetyError
 from ..sqlinfo import TableRef
 from .engines import table_clause
@@ -35,7 +37,6 @@ from .restore import VerifyResult, judge
 from .store import IncompleteBackup
 
 SNAPSHOT_TABLE = re.compile(r"^b[0-9]{8}t[0-9]{12}z_[0-9]{3}$")
-DB_DIALECTS = ("postgresql", "mysql", "mariadb")
 PENDING = "pending"  # checksum of a moved table not computed yet (the move is O(1))
 COPIED = "table"  # format: CREATE TABLE ... AS SELECT
 MOVED = "moved"  # format: the dropped table itself, moved into the snapshot schema
@@ -43,7 +44,7 @@ ORPHAN_GRACE = timedelta(hours=1)
 
 
 def supports_database_store(dialect_name: str) -> bool:
-    return dialect_name in DB_DIALECTS
+    return dialect_name in DATABASE_STORE_DIALECTS
 
 
 def snapshot_table_name(backup_id: str, index: int) -> str:
@@ -298,8 +299,6 @@ class DatabaseStore:
             results.append(judge(t, checksum, ("row count", rows, t.rows), f"{rows} rows, {checksum}"))
             sealed.append(t)
         if any(t.checksum == PENDING for t in manifest.tables):
-            from dataclasses import replace
-
             self.write_manifest(replace(manifest, tables=tuple(sealed)), replace=True)
         return results
 
@@ -325,8 +324,6 @@ class DatabaseStore:
     def move_back(self, manifest: Manifest, snap: TableSnapshot, target: TableRef | None = None) -> None:
         """Put a moved (or copied) snapshot table back under its original name — O(1); the
         backup then no longer holds it, and its catalogue entry says so."""
-        from dataclasses import replace
-
         from .moves import SetSchema
 
         target = target or TableRef(snap.name, snap.schema)
@@ -393,7 +390,5 @@ class DatabaseStore:
                 self.conn.exec_driver_sql(f"ALTER TABLE {table} RENAME INDEX {old} TO {new}")
 
 
-def _sealed(t: Any, rows: int, checksum: str) -> Any:
-    from dataclasses import replace
-
+def _sealed(t: TableSnapshot, rows: int, checksum: str) -> TableSnapshot:
     return replace(t, rows=rows, checksum=checksum)
