@@ -7,7 +7,7 @@ In env.py, right after ``context.configure(...)``::
 """
 
 from ._version import __version__
-from .errors import SafetyError
+from .errors import IrreversibleRevision, SafetyError
 from .hooks import AFTER_STEP_HOOKS, StepInfo, install
 
-__all__ = ["AFTER_STEP_HOOKS", "SafetyError", "StepInfo", "__version__", "install"]
+__all__ = ["AFTER_STEP_HOOKS", "IrreversibleRevision", "SafetyError", "StepInfo", "__version__", "install"]

@@ -3,6 +3,8 @@ changes one of them breaks in one place."""
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -84,3 +86,31 @@ def implementations_replaced(mapping: dict[type, Callable[..., Any]]) -> Iterato
 def transaction_begun_by_env(ctx: MigrationContext) -> bool:
     """Whether env.py began the connection's transaction itself (before configure())."""
     return bool(getattr(ctx, "_in_external_transaction", False))
+
+
+def render_op_lines(op: Any, migration_context: MigrationContext, *, render_as_batch: bool,
+                    imports: set[str]) -> list[str]:  # fmt: skip
+    """Alembic's Python rendering of one operation (what autogenerate writes into a revision);
+    the imports the rendered code needs are added to ``imports``."""
+    from alembic.autogenerate.api import AutogenContext
+    from alembic.autogenerate.render import render_op
+
+    opts = {"sqlalchemy_module_prefix": "sa.", "alembic_module_prefix": "op.", "render_item": None,
+            "render_as_batch": render_as_batch, "user_module_prefix": None}  # fmt: skip
+    chatter = logging.getLogger("alembic.runtime.plugins")  # "setting up autogenerate plugin ..."
+    was = chatter.disabled
+    chatter.disabled = True
+    try:
+        autogen = AutogenContext(migration_context, opts=opts)
+    finally:
+        chatter.disabled = was
+    autogen.imports = imports
+    # the renderer leaves indentation of batch blocks to mako's printer, as autogenerate does
+    from mako.pygen import PythonPrinter
+
+    buf = io.StringIO()
+    printer = PythonPrinter(buf)
+    for line in render_op(autogen, op):
+        printer.writeline(line)
+    printer.close()
+    return [line for line in buf.getvalue().splitlines() if line.strip()]

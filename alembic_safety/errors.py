@@ -82,3 +82,25 @@ class BackupCorrupt(SafetyError):
     """A backup's files or manifest do not match its checksums."""
 
     exit_code = 1
+
+
+class IrreversibleRevision(SafetyError):
+    """Raised by a generated ``downgrade()`` where an operation of the upgrade cannot be reversed.
+
+    The message says what cannot be undone; the data the revision destroyed is in its
+    pre-revision backup (``alembic-safety rollback <backup id>``).
+    """
+
+    exit_code = 1
+
+
+class CheckFailed(SafetyError):
+    """An integrity check found a problem with policy ``error``: the step is refused.  Carries
+    the findings (``alembic_safety.checks.CheckFinding``) and the backup id, if any."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, findings: tuple[object, ...] = (), backup_id: str | None = None) -> None:
+        super().__init__(message)
+        self.findings = findings
+        self.backup_id = backup_id

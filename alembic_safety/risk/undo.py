@@ -268,6 +268,13 @@ def _destroys(ctx: RuleContext) -> list[Finding]:
     return out
 
 
+def declared_irreversible(ctx: RuleContext) -> bool:
+    """The downgrade raises ``alembic_safety.IrreversibleRevision`` (``generate`` writes that
+    where an operation cannot be reversed at all)."""
+    down = ctx.downgrade
+    return down is not None and any("IrreversibleRevision" in o.reason for o in down.opaque)
+
+
 def reversibility(ctx: RuleContext, snapshots: bool) -> str:
     """Whether a revision's upgrade can be taken back: ``"yes"``, ``"with-snapshot"`` or ``"no"``.
 
@@ -278,13 +285,14 @@ def reversibility(ctx: RuleContext, snapshots: bool) -> str:
       definitions (dropped tables, dropped columns, changed columns) — but data the upgrade
       destroys (drops, lossy retypes, DELETE/UPDATE/TRUNCATE, SQL or code that cannot be seen
       into) comes back only from the pre-revision snapshot.  Needs ``snapshots`` True.
-    - ``"no"``: something cannot be taken back: an ``ALTER TYPE ... ADD VALUE`` (PostgreSQL
+    - ``"no"``: something cannot be taken back: the downgrade raises
+      ``IrreversibleRevision``; an ``ALTER TYPE ... ADD VALUE`` (PostgreSQL
       cannot remove an enum value); a schema change the downgrade leaves in place — because it
       is missing, is ``pass``, raises or forgets it — that no snapshot restores (a created
       table, an added column or index, a rename, ...); or destroyed data with ``snapshots``
       False.  Anything not proven undoable counts as not undoable.
     """
-    if _enum_additions(ctx):
+    if _enum_additions(ctx) or declared_irreversible(ctx):
         return "no"
     gaps = undo_gaps(ctx)
     if any(not _convergeable(op, ctx.dialect) for op, _ in gaps):

@@ -336,11 +336,30 @@ class DatabaseStore:
             prep = self.conn.dialect.identifier_preparer
             moved = prep.format_table(sa.table(snap.file, schema=schema))
             self.conn.exec_driver_sql(f"ALTER TABLE {moved} RENAME TO {prep.quote(target.name)}")
+            self._restore_companion_names(snap, TableRef(target.name, schema))
         self._restore_foreign_keys(snap, TableRef(target.name, target.schema))
         remaining = tuple(t for t in manifest.tables if t.file != snap.file)
         self.write_manifest(replace(manifest, tables=remaining, notes=(*manifest.notes,
                             f"{snap.key} was moved back out of the backup")), replace=True)  # fmt: skip
 
+
+    def _restore_companion_names(self, snap: TableSnapshot, target: TableRef) -> None:
+        """Give a moved-back table's indexes and owned sequences their names again (the move
+        renamed them; see ``moves.companion_name``)."""
+        from .moves import companion_name, rename_companions
+
+        d = snap.definition or {}
+        candidates = {str(ix.get("name")) for ix in d.get("indexes") or [] if ix.get("name")}
+        candidates |= {str(u.get("name")) for u in d.get("unique_constraints") or [] if u.get("name")}
+        if (d.get("primary_key") or {}).get("name"):
+            candidates.add(str(d["primary_key"]["name"]))
+        for col in d.get("columns") or []:
+            candidates.add(f"{snap.name}_{col.get('name')}_seq")
+            m = re.search(r"nextval\('(?:[^'.]+\.)?\"?([^'\"]+)\"?'", str(col.get("default") or ""))
+            if m:
+                candidates.add(m.group(1))
+        back = {companion_name(snap.file, c): c for c in candidates}
+        rename_companions(self.conn, target, snap.file, names=back.get)
 
     def _restore_foreign_keys(self, snap: TableSnapshot, target: TableRef) -> None:
         """Recreate the foreign keys a move dropped (recorded in the snapshot's definition), and

@@ -15,6 +15,7 @@ would without alembic-safety.
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -116,6 +117,8 @@ class Mover:
                 operations.drop_constraint(fk["name"], ref.name, type_="foreignkey", schema=ref.schema)
         impl = mctx.impl
         if mctx.dialect.name == "postgresql":
+            if conn is not None and not mctx.as_sql:
+                rename_companions(conn, ref, plan.snapshot_name)
             impl.rename_table(ref.name, plan.snapshot_name, schema=ref.schema)
             renamed = sa.table(plan.snapshot_name, schema=ref.schema)
             impl.execute(SetSchema(renamed, self.store.schema, plan.snapshot_name))
@@ -124,6 +127,43 @@ class Mover:
         plan.done = "moved"
         self.log.append(f"{ref.key}: moved to {self.store.schema}.{plan.snapshot_name}")
         return None
+
+
+def companion_name(snapshot_name: str, original: str) -> str:
+    """The name an index or owned sequence of a moved table gets in the snapshot schema, where
+    index and sequence names must be unique: the next move of a same-named table (after a
+    rollback re-created it) would collide with the originals."""
+    digest = hashlib.sha256(original.encode()).hexdigest()[:8]
+    return f"{snapshot_name[:50]}_{digest}"
+
+
+_COMPANIONS = sa.text(
+    "SELECT 'INDEX', c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "WHERE i.indrelid = to_regclass(:t) "
+    "UNION ALL SELECT 'SEQUENCE', s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
+    "WHERE s.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.refobjid = to_regclass(:t) "
+    "AND d.deptype IN ('a', 'i')"
+)
+
+
+def companions(conn: sa.Connection, ref: TableRef) -> list[tuple[str, str]]:
+    """(kind, name) of the indexes and owned sequences of a PostgreSQL table."""
+    qualified = conn.dialect.identifier_preparer.format_table(sa.table(ref.name, schema=ref.schema))
+    return [(str(k), str(n)) for k, n in conn.execute(_COMPANIONS, {"t": qualified})]
+
+
+def rename_companions(conn: sa.Connection, ref: TableRef, snapshot_name: str,
+                      names: Callable[[str], str | None] | None = None) -> None:  # fmt: skip
+    """Rename a table's indexes (with the constraints they back) and owned sequences: to
+    :func:`companion_name` (``names`` None), or to what ``names`` maps each current name to."""
+    prep = conn.dialect.identifier_preparer
+    schema = ref.schema or conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+    for kind, name in companions(conn, ref):
+        new = companion_name(snapshot_name, name) if names is None else names(name)
+        if not new or new == name:
+            continue
+        target = prep.format_table(sa.table(name, schema=schema))
+        conn.exec_driver_sql(f"ALTER {kind} {target} RENAME TO {prep.quote(new)}")
 
 
 _MOVERS: weakref.WeakKeyDictionary[MigrationContext, Mover] = weakref.WeakKeyDictionary()
