@@ -106,7 +106,7 @@ def render_op_lines(op: Any, migration_context: MigrationContext, *, render_as_b
         chatter.disabled = was
     autogen.imports = imports
     # the renderer leaves indentation of batch blocks to mako's printer, as autogenerate does
-    from mako.pygen import PythonPrinter
+    from mako.pygen import PythonPrinter  # type: ignore[import-untyped]
 
     buf = io.StringIO()
     printer = PythonPrinter(buf)

@@ -332,6 +332,57 @@ def _print_plan(result: Any) -> None:
 
 
 # -- status ------------------------------------------------------------------------------------
+# -- generate ----------------------------------------------------------------------------------
+@main.command()
+@click.argument("revisions", nargs=-1, metavar="[REV ...]")
+@click.option("--url", metavar="SCRATCH_URL",
+              help="Server for a temporary scratch database (PostgreSQL/MySQL); default: scratch_url, or a "
+                   "temporary SQLite file for SQLite projects.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; exit 1 naming every revision whose downgrade is missing or stale.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff; write nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def generate(ctx: click.Context, revisions: tuple[str, ...], url: str | None, check_only: bool, show_diff: bool,
+             fmt: str) -> None:  # fmt: skip
+    """Write the missing downgrade() bodies (missing, pass, only raising, or generated and now
+    stale) of all revisions, or of REV ...; a hand-edited generated block is never overwritten."""
+    from .reverse import generate as gen
+
+    project = _project(ctx)
+    if check_only and show_diff:
+        _fail("--check and --diff exclude each other")
+    if check_only:
+        results = gen.check(project, revisions)
+    else:
+        with err.status("replaying the history on a scratch database ...") as spinner:
+            results = gen.generate(project, revisions, url=url, write=not show_diff,
+                                   progress=lambda rev: spinner.update(f"reversing {rev} ..."))  # fmt: skip
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        if show_diff:
+            for r in results:
+                if r.diff:
+                    click.echo(r.diff, nl=False)
+        if not results:
+            out.print("every downgrade is present and current")
+        marks = {"written": "[green]written[/green]", "would-write": "[yellow]would write[/yellow]",
+                 "unchanged": "unchanged", "left-alone": "[yellow]left alone[/yellow]",
+                 "needs-work": "[red]missing or stale[/red]", "ok": "ok"}  # fmt: skip
+        target = err if show_diff else out
+        for r in results:
+            target.print(f"{r.revision}  {marks[r.action]}  {r.detail}  ({r.path})", markup=True)
+            for m in r.manual:
+                target.print(f"    MANUAL: {m}", markup=False)
+            for m in r.irreversible:
+                target.print(f"    IRREVERSIBLE: {m}", markup=False)
+    if check_only and any(r.problem for r in results):
+        names = ", ".join(r.revision for r in results if r.problem)
+        click.echo(f"alembic-safety: downgrades missing or stale: {names}; run 'alembic-safety generate'", err=True)
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
@@ -370,6 +421,102 @@ def status(ctx: click.Context, fmt: str) -> None:
                 out.print(f"  {e.get('ts')}  {e.get('event')}  {detail}", markup=False)
     if st.database_error:
         _fail(st.database_error)
+
+
+# -- health / monitor ----------------------------------------------------------------------------
+@main.command()
+@click.option("--scope", type=click.Choice(["step", "full"]), default="full", show_default=True,
+              help="full: every check; step: only the cheap per-step checks, on every table.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def health(ctx: click.Context, scope: str, fmt: str) -> None:
+    """Integrity checks over the whole database plus operational facts; exit 1 on an error finding."""
+    from .health import health as run_health
+
+    report = run_health(_project(ctx), scope)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        _print_health(report)
+    if report.exit_code:
+        sys.exit(report.exit_code)
+
+
+def _print_health(report: Any) -> None:
+    colour = {"healthy": "green", "degraded": "yellow", "failed": "red"}[report.status]
+    out.print(f"[bold]health[/bold] [{colour}]{report.status}[/]  checked at {report.checked_at}")
+    dbs = report.facts.get("databases") or [report.facts]
+    for f in dbs:
+        out.print(f"  {f['database']}  current {', '.join(f['current']) or 'base'}  heads {', '.join(f['heads'])}  "
+                  f"latency {f['latency_ms']} ms  checks {', '.join(f['checks']['ran'])} in {f['checks']['seconds']} s",
+                  markup=False)  # fmt: skip
+        for p in f["probes"]:
+            size = next((t["bytes"] for t in f["tables"] if t["table"] == p["table"]), None)
+            out.print(f"  table {p['table']}: ~{p['rows_estimate'] if p['rows_estimate'] is not None else '?'} rows, "
+                      f"{_human(size)}, probe " + (f"{p['ms']} ms" if p["error"] is None else f"failed: {p['error']}"),
+                      markup=False)  # fmt: skip
+        for key, label in (("long_transactions", "long transaction"), ("blocked_locks", "blocked")):
+            for item in f.get(key) or []:
+                out.print(f"  {label}: session {item['pid']}, {item['seconds']} s: {item.get('query') or ''}",
+                          markup=False)  # fmt: skip
+    for finding in report.findings:
+        tag = "red" if finding.severity == "error" else "yellow"
+        out.print(f"  [{tag}]{finding.severity}[/] ", end="")
+        out.print(finding.one_line(), markup=False)
+    if not report.findings:
+        out.print("  no problem found")
+
+
+@main.command()
+@click.option("--interval", type=click.FloatRange(min=0), default=5.0, show_default=True, metavar="MINUTES",
+              help="Minutes between rounds.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N rounds (default: until stopped).")
+@click.option("--scope", type=click.Choice(["step", "full"]), default="full", show_default=True)
+@click.pass_context
+def monitor(ctx: click.Context, interval: float, count: int | None, scope: str) -> None:
+    """Repeat health: one status line per round, details when findings change; each round goes to
+    the audit log.  Stops on Ctrl-C/SIGTERM; exits with the worst status seen."""
+    import signal
+    import threading
+
+    from .health import monitor as run_monitor
+
+    project = _project(ctx)
+    stop = threading.Event()
+    stopped_by: list[str] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    worst = 0
+    try:
+        for rnd in run_monitor(project, interval, count, stop, scope):
+            worst = max(worst, rnd.exit_code)
+            if rnd.report is None:
+                out.print(f"{rnd.checked_at}  round {rnd.number}  [red]unreachable[/]  ", end="")
+                out.print(rnd.error or "", markup=False)
+                continue
+            r = rnd.report
+            errors = sum(1 for f in r.findings if f.severity == "error")
+            facts = r.facts.get("databases", [r.facts])[0]
+            colour = {"healthy": "green", "degraded": "yellow", "failed": "red"}[r.status]
+            out.print(f"{rnd.checked_at}  round {rnd.number}  [{colour}]{r.status}[/]  {errors} error(s), "
+                      f"{len(r.findings) - errors} warning(s)  latency {facts['latency_ms']} ms")  # fmt: skip
+            for f in rnd.new:
+                out.print(f"  + {f.severity} ", end="")
+                out.print(f.one_line(), markup=False)
+            for f in rnd.resolved:
+                out.print("  - resolved ", end="")
+                out.print(f.one_line(), markup=False)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stopped_by:
+        out.print(f"stopped ({stopped_by[0]}); worst exit status {worst}")
+    if worst:
+        sys.exit(worst)
 
 
 # -- demo --------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ ENV_PREFIX = "ALEMBIC_SAFETY_"
 POLICIES = ("at-risk", "touched", "all", "none")
 STORES = ("auto", "files", "database")
 OVERSIZE = ("error", "warn")
+CHECK_MODES = ("on", "warn", "off")
+CHECK_POLICIES = ("error", "warn", "off")
 DATABASE_STORE_DIALECTS = ("postgresql", "mysql", "mariadb")  # where a schema can hold snapshots
 
 
@@ -59,6 +61,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keep", "10", "complete backups kept after each new one (0 = keep all)"),
     Setting("compression_level", "3", "zstd level for snapshot files, 1 (fast) to 19"),
     Setting("lock_timeout", "10s", "how long to wait for the at-risk tables' lock (0 = forever)"),
+    Setting(
+        "scratch_url", "",
+        "a server where generate may create (and drop) a temporary database to replay the history; "
+        "empty: a temporary SQLite file for SQLite projects",
+    ),
+    Setting(
+        "checks", "on",
+        "integrity checks after each step: on (each check's own policy), warn (report, never refuse), off",
+    ),
+    Setting(
+        "check_policies", "",
+        "per-check policy overrides, comma-separated CODE=error|warn|off (or name=...), e.g. CHK302=error",
+    ),
+    Setting(
+        "check_exact_rows", "100000",
+        "tables up to this many (estimated) rows are counted exactly by the checks; larger ones by estimate",
+    ),
+    Setting("check_sample_rows", "5", "offending rows shown per check finding"),
+    Setting("long_transaction", "5min", "health: a transaction open longer than this is reported"),
 )
 KEYS = frozenset(s.key for s in SETTINGS)
 DEFAULTS = {s.key: s.default for s in SETTINGS}
@@ -91,6 +112,12 @@ class SafetyConfig:
     keep: int = 10
     compression_level: int = 3
     lock_timeout: float = 10.0
+    scratch_url: str = ""
+    checks: str = "on"
+    check_policies: tuple[tuple[str, str], ...] = ()  # (code or name, error|warn|off)
+    check_exact_rows: int = 100_000
+    check_sample_rows: int = 5
+    long_transaction: float = 300.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def store_for(self, dialect_name: str) -> str:
@@ -169,6 +196,18 @@ def parse_identifier(value: str, key: str, origin: str) -> str:
     return v
 
 
+def parse_policies(value: str, key: str, origin: str) -> tuple[tuple[str, str], ...]:
+    """``CHK201=warn, data.rows-lost=off`` -> ((key, policy), ...); the keys are checked
+    against the registry when the checks run (config cannot import them)."""
+    out: list[tuple[str, str]] = []
+    for part in parse_list(value):
+        name, sep, policy = part.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"{key} = {value!r} ({origin}): {part!r} is not CODE=policy (e.g. CHK302=error)")
+        out.append((name.strip(), parse_choice(policy, key, origin, CHECK_POLICIES)))
+    return tuple(out)
+
+
 def parse_list(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.replace("\n", ",").split(",") if p.strip())
 
@@ -225,6 +264,12 @@ def load_config(
         keep=parse_int(*get("keep"), 0, 1_000_000),
         compression_level=parse_int(*get("compression_level"), 1, 19),
         lock_timeout=parse_duration(*get("lock_timeout")),
+        checks=parse_choice(*get("checks"), CHECK_MODES),
+        check_policies=parse_policies(*get("check_policies")),
+        check_exact_rows=parse_int(*get("check_exact_rows"), 0, 10**15),
+        check_sample_rows=parse_int(*get("check_sample_rows"), 1, 1000),
+        long_transaction=parse_duration(*get("long_transaction")),
+        scratch_url=raw["scratch_url"][0].strip(),
         sources={k: origin for k, (_, origin) in raw.items()},
     )
 

@@ -32,6 +32,7 @@ from alembic.script import Script
 
 from . import _compat
 from .audit import AuditLog, redact_url
+from .checks.step import checks_after_step, checks_before_step
 from .config import SafetyConfig, from_alembic_config
 from .errors import SafetyError
 from .offline import database_store_statements, files_store_statements
@@ -59,12 +60,29 @@ class StepInfo:
     recorded: RecordedStep | None
     backup: Manifest | None
     seconds: float
+    state: dict[str, Any] = field(default_factory=dict, compare=False)  # what the before-step hooks kept
 
 
+@dataclass(frozen=True)
+class StepStart:
+    """What the before-step hooks learn about a step about to run (after its snapshot)."""
+
+    revision: str
+    direction: str
+    recorded: RecordedStep
+    backup: Manifest | None
+    state: dict[str, Any]  # scratch space handed on to the after-step hooks (StepInfo.state)
+
+
+BeforeStepHook = Callable[["SafetySession", MigrationContext, StepStart], None]
+# Called on the migration's connection after the step's snapshot, right before the step runs
+# (online runs only).  Raising refuses the step before it starts.
 AfterStepHook = Callable[["SafetySession", MigrationContext, StepInfo], None]
 # Called inside the step's transaction, after the step and the version update, before commit.
 # Raising refuses the step (the transaction rolls back where the database allows it).
-AFTER_STEP_HOOKS: list[AfterStepHook] = []
+# The integrity checks (alembic_safety.checks) are registered here.
+BEFORE_STEP_HOOKS: list[BeforeStepHook] = [checks_before_step]
+AFTER_STEP_HOOKS: list[AfterStepHook] = [checks_after_step]
 
 _SESSIONS: weakref.WeakKeyDictionary[MigrationContext, SafetySession] = weakref.WeakKeyDictionary()
 _WRAPPED = "__alembic_safety_original__"
@@ -76,6 +94,7 @@ class _Pending:
     recorded: RecordedStep | None
     backup: Manifest | None
     mover: Mover | None = None
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,7 +131,11 @@ class SafetySession:
             mover = self._emit_offline(mctx, report, script, direction, rev_from, rev_to)
         else:
             backup, mover = self._snapshot(mctx, report, script, direction, rev_from, rev_to)
-        self.pending[(script.revision, upgrade)] = _Pending(started, recorded, backup, mover)
+        pending = self.pending[(script.revision, upgrade)] = _Pending(started, recorded, backup, mover)
+        if not mctx.as_sql:
+            start = StepStart(script.revision, direction, recorded, backup, pending.state)
+            for before in BEFORE_STEP_HOOKS:
+                before(self, mctx, start)
         try:
             if mover is None:
                 return fn(*args, **kwargs)
@@ -246,7 +269,7 @@ class SafetySession:
         down = _rev_str(step.down_revision_ids)
         rev_from, rev_to = (down, revision) if step.is_upgrade else (revision, down)
         info = StepInfo(revision, direction, rev_from, rev_to, pending.recorded, pending.backup,
-                        time.monotonic() - pending.started)  # fmt: skip
+                        time.monotonic() - pending.started, pending.state)  # fmt: skip
         for hook in AFTER_STEP_HOOKS:
             hook(self, ctx, info)
         self.audit.write(

@@ -39,7 +39,8 @@ BASE = '''
 
 PG_BASE = BASE + '''
     op.execute("CREATE TYPE mood AS ENUM ('happy', 'sad')")
-    op.execute("CREATE FUNCTION order_count(cid integer) RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT count(*) FROM orders WHERE customer_id = cid $$")
+    op.execute("CREATE FUNCTION order_count(cid integer) RETURNS bigint LANGUAGE sql STABLE "
+               "AS $$ SELECT count(*) FROM orders WHERE customer_id = cid $$")
     op.execute("CREATE VIEW big_spenders AS SELECT id, score FROM customers WHERE score > 100")
     op.execute("CREATE TABLE feelings (id serial PRIMARY KEY, m mood NOT NULL DEFAULT 'happy')")
 '''
@@ -72,7 +73,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("drop_fk", SERVERS, 'op.drop_constraint("fk_orders_customer", "orders", type_="foreignkey")'),
     ("drop_fk_batch", ("sqlite",),
      'with op.batch_alter_table("orders") as b:\n    b.drop_constraint("fk_orders_customer", type_="foreignkey")'),
-    ("unnamed_fk", PG, 'op.add_column("customers", sa.Column("referrer_id", sa.Integer))\n    '
+    ("unnamed_fk", PG, 'op.add_column("customers", sa.Column("referrer_id", sa.Integer))\n'
                        'op.create_foreign_key(None, "customers", "customers", ["referrer_id"], ["id"], '
                        'ondelete="SET NULL")'),
     ("drop_unique", PG, 'op.drop_constraint("uq_customers_email", "customers", type_="unique")'),
@@ -87,15 +88,16 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
         BEGIN NEW.note := coalesce(NEW.note, 'x'); RETURN NEW; END; $body$;
         CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
     """)'''),
-    ("sql_replace_function", PG, 'op.execute("CREATE OR REPLACE FUNCTION order_count(cid integer) RETURNS bigint '
-                                 'LANGUAGE sql STABLE AS $$ SELECT count(*) + 0 FROM orders WHERE customer_id = cid $$")'),
+    ("sql_replace_function", PG, 'op.execute("CREATE OR REPLACE FUNCTION order_count(cid integer) '
+                                 'RETURNS bigint LANGUAGE sql STABLE '
+                                 'AS $$ SELECT count(*) + 0 FROM orders WHERE customer_id = cid $$")'),
     ("sql_replace_view", PG, 'op.execute("CREATE OR REPLACE VIEW big_spenders AS SELECT id, score FROM customers '
                              'WHERE score > 500")'),
-    ("sql_view_and_type", PG, 'op.execute("CREATE TYPE level AS ENUM (\'low\', \'high\')")\n    '
+    ("sql_view_and_type", PG, 'op.execute("CREATE TYPE level AS ENUM (\'low\', \'high\')")\n'
                               'op.execute("CREATE VIEW small_orders AS SELECT id FROM orders WHERE total < 10")'),
-    ("sql_rls_policy", PG, 'op.execute("ALTER TABLE orders ENABLE ROW LEVEL SECURITY")\n    '
+    ("sql_rls_policy", PG, 'op.execute("ALTER TABLE orders ENABLE ROW LEVEL SECURITY")\n'
                            'op.execute("CREATE POLICY own_orders ON orders FOR SELECT USING (customer_id > 0)")'),
-    ("sql_comment_and_column", PG, 'op.execute("COMMENT ON TABLE customers IS \'people\'")\n    '
+    ("sql_comment_and_column", PG, 'op.execute("COMMENT ON TABLE customers IS \'people\'")\n'
                                    'op.execute("ALTER TABLE orders ADD COLUMN paid boolean NOT NULL DEFAULT false")'),
     ("sql_drop_function", PG, 'op.execute("DROP FUNCTION order_count(integer)")'),
     ("sql_drop_view", PG, 'op.execute("DROP VIEW big_spenders")'),
@@ -134,7 +136,8 @@ def make_project(tmp_path: Path, url: sa.URL, upgrade: str, base: str) -> Path:
     ini = copy_example("generate", tmp_path / "proj", url)
     versions = tmp_path / "proj" / "migrations" / "versions"
     # the base has a hand-written downgrade, so generate (by default) only fills 0002's
-    (versions / "0001_base.py").write_text(revision_text("0001", None, textwrap.dedent(base), 'op.drop_table("orders")  # hand-written'))
+    base_file = revision_text("0001", None, textwrap.dedent(base), 'op.drop_table("orders")  # hand-written')
+    (versions / "0001_base.py").write_text(base_file)
     (versions / "0002_change.py").write_text(revision_text("0002", "0001", upgrade))
     return ini
 

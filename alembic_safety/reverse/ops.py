@@ -107,7 +107,7 @@ def _walk(ops: Iterable[alembic_ops.MigrateOperation]) -> Iterator[alembic_ops.M
 # -- one operation -----------------------------------------------------------------------------
 def _reverse_one(op: alembic_ops.MigrateOperation, before: Before, seen: _Seen, recorded: RecordedStep,
                  index: int, batch_table: str | None, batch_schema: str | None) -> list[DownItem]:  # fmt: skip
-    table_name = str(getattr(op, "table_name", None) or batch_table or "")
+    table_name = str(getattr(op, "table_name", None) or getattr(op, "source_table", None) or batch_table or "")
     schema = getattr(op, "schema", None) or batch_schema
     if isinstance(op, alembic_ops.CreateTableOp):
         return _reverse_create_table(op, before, seen)
@@ -123,7 +123,7 @@ def _reverse_one(op: alembic_ops.MigrateOperation, before: Before, seen: _Seen, 
     if isinstance(op, alembic_ops.AlterColumnOp):
         return _reverse_alter_column(op, table_name, schema, before, seen)
     if isinstance(op, alembic_ops.CreateIndexOp):
-        return [alembic_ops.DropIndexOp(op.index_name, table_name=table_name or None, schema=schema)]
+        return [alembic_ops.DropIndexOp(str(op.index_name), table_name=table_name or None, schema=schema)]
     if isinstance(op, alembic_ops.DropIndexOp):
         return _reverse_drop_index(op, table_name, schema, before, seen)
     if isinstance(op, alembic_ops.AddConstraintOp):
@@ -244,7 +244,8 @@ def _reverse_alter_column(op: alembic_ops.AlterColumnOp, table_name: str, schema
     new_name = op.modify_name or op.column_name
     new_type = op.modify_type if op.modify_type is not None else old_type
     new_nullable = op.modify_nullable if op.modify_nullable is not None else column.nullable
-    new_default = op.modify_server_default if op.modify_server_default is not False else old_default
+    new_default = (_as_text(op.modify_server_default, before.dialect) if op.modify_server_default is not False
+                   else old_default)  # fmt: skip
     new_comment = op.modify_comment if op.modify_comment is not False else column.comment
     if op.modify_type is not None:
         kw["type_"] = old_type
@@ -274,15 +275,28 @@ def _reverse_alter_column(op: alembic_ops.AlterColumnOp, table_name: str, schema
     )]  # fmt: skip
 
 
+def _as_text(default: Any, dialect: sa.Dialect) -> Any:
+    """A server default as given to an op (a plain string is a literal value) -> sa.text, which
+    Alembic renders faithfully (a bare string is written into the code unquoted)."""
+    if isinstance(default, str):
+        literal = sa.literal(default).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        return sa.DefaultClause(sa.text(str(literal)))
+    if isinstance(default, sa.TextClause):
+        return sa.DefaultClause(default)
+    return default
+
+
 def _default_text(column: sa.Column[Any]) -> Any:
     default = column.server_default
     if default is None:
         return None
     arg = getattr(default, "arg", None)
+    # a DefaultClause around sa.text(...) renders as sa.text(...); Alembic writes a bare string
+    # (or a bare TextClause) into the code unquoted
     if isinstance(arg, str):
-        return arg
+        return sa.DefaultClause(sa.text(arg))
     if arg is not None:
-        return sa.text(str(getattr(arg, "text", arg)))
+        return sa.DefaultClause(sa.text(str(getattr(arg, "text", arg))))
     return None
 
 
@@ -429,7 +443,7 @@ def _fix_column(column: sa.Column[Any], table: sa.Table, before: Before) -> None
     if before.dialect.name != "postgresql":
         return
     default = _default_text(column)
-    text = default.text if isinstance(default, sa.TextClause) else default
+    text = getattr(getattr(default, "arg", None), "text", None)
     if isinstance(text, str):
         m = _NEXTVAL.match(text.strip())
         owned = m is not None and m.group(1) == f"{table.name}_{column.name}_seq"

@@ -78,7 +78,7 @@ def _region_end(tree: ast.Module, fn: ast.FunctionDef, total: int) -> int:
         return total
     nxt = later[0]
     starts = [nxt.lineno, *(d.lineno for d in getattr(nxt, "decorator_list", []))]
-    return min(starts) - 1
+    return int(min(starts)) - 1
 
 
 def _body_statements(fn: ast.FunctionDef) -> list[ast.stmt]:

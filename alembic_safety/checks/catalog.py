@@ -1,0 +1,392 @@
+"""What the checks ask the database's catalogue: constraints with whether the database vouches
+for every existing row (*trusted*), indexes, sequences, row counts and estimates, sizes, long
+transactions and lock waits — per dialect.
+
+Only constraints the database does not vouch for are verified row by row (a scan); the others
+cost a catalogue lookup.  Untrusted are: on PostgreSQL, constraints added ``NOT VALID``
+(``convalidated = false``), foreign keys whose triggers are disabled or while
+``session_replication_role = replica``, unique indexes left invalid; on SQLite, foreign keys
+(checked only while ``PRAGMA foreign_keys`` is on, and never for rows already there), CHECK and
+NOT NULL constraints (skipped under ``PRAGMA ignore_check_constraints``, and not applied to old
+rows when a table's SQL is edited); on MySQL/MariaDB, foreign keys (``foreign_key_checks = 0``)
+and CHECK constraints (``check_constraint_checks = 0`` on MariaDB, ``NOT ENFORCED`` on MySQL).
+
+Catalogue SQL is fixed text with bound parameters; table and column names in data queries are
+quoted by SQLAlchemy (``sa.table``/``sa.column``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from ..snapshot.reflect import SAFETY_SCHEMA, LiveCatalog
+from ..sqlinfo import TableRef
+
+_PG_SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str | None
+    table: TableRef
+    columns: tuple[str, ...]
+    referred: TableRef
+    referred_columns: tuple[str, ...]
+    untrusted: str | None  # why the database may hold orphans; None: it vouches for every row
+
+
+@dataclass(frozen=True)
+class CheckConstraint:
+    name: str | None
+    table: TableRef
+    condition: str  # the database's own text of the condition
+    untrusted: str | None
+
+
+@dataclass(frozen=True)
+class NotNullColumn:
+    table: TableRef
+    column: str
+    untrusted: str | None
+
+
+@dataclass(frozen=True)
+class BadIndex:
+    """An index PostgreSQL does not use or maintain fully (``indisvalid``/``indisready`` false)."""
+
+    name: str
+    table: TableRef
+    unique: bool
+    columns: tuple[str, ...]  # empty when the index has expressions
+    predicate: str | None  # a partial index's WHERE
+
+
+@dataclass(frozen=True)
+class OwnedSequence:
+    table: TableRef
+    column: str
+    sequence: str
+    next_value: int
+    increment: int
+
+
+@dataclass(frozen=True)
+class TableSize:
+    table: TableRef
+    rows_estimate: int | None
+    bytes: int | None
+
+
+class DbCatalog:
+    """The checks' view of one connection (uncached: read after the step, in its transaction)."""
+
+    def __init__(self, conn: sa.Connection, *, version_table: str = "alembic_version",
+                 version_schema: str | None = None, safety_schema: str = SAFETY_SCHEMA) -> None:  # fmt: skip
+        self.conn = conn
+        self.live = LiveCatalog(conn, version_table=version_table, version_schema=version_schema,
+                                safety_schema=safety_schema)  # fmt: skip
+        self.safety_schema = safety_schema
+        self.dialect = str(conn.dialect.name)
+        self.mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
+
+    # -- tables ------------------------------------------------------------------------------
+    def resolve(self, ref: TableRef) -> TableRef | None:
+        return self.live.resolve(ref)
+
+    def all_tables(self) -> list[TableRef]:
+        """Every user table: all non-system schemas on PostgreSQL, the current database elsewhere."""
+        schemas: list[str | None] = [None]
+        if self.dialect == "postgresql":
+            names = self.live.inspector.get_schema_names()
+            schemas += [s for s in names if not s.startswith(_PG_SYSTEM) and s != self.safety_schema]
+        return self.live.tables(schemas)
+
+    def _qualified(self, ref: TableRef) -> str:
+        return str(self.conn.dialect.identifier_preparer.format_table(sa.table(ref.name, schema=ref.schema)))
+
+    def _pg_names(self, tables: Iterable[TableRef] | None) -> dict[str, Any]:
+        names = None if tables is None else [self._qualified(t) for t in tables]
+        return {"all": names is None, "names": names or []}
+
+    _PG_FILTER = ("(:all OR {col} = ANY(ARRAY(SELECT to_regclass(x)::oid FROM unnest(:names) AS x)))")
+
+    def _pg(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        stmt = sa.text(sql).bindparams(sa.bindparam("names", type_=ARRAY(sa.Text())))
+        return list(self.conn.execute(stmt, params).all())
+
+    def _ref(self, schema: str | None, name: str) -> TableRef:
+        return TableRef(name, None if schema is None or schema == self.live.default_schema else schema)
+
+    def _in(self, tables: Iterable[TableRef] | None) -> set[TableRef] | None:
+        return None if tables is None else set(tables)
+
+    # -- foreign keys ------------------------------------------------------------------------
+    def foreign_keys(self, tables: Iterable[TableRef] | None = None) -> list[ForeignKey]:
+        """Foreign keys from or to these tables (None: all)."""
+        wanted = self._in(tables)
+        if self.dialect == "postgresql":
+            params = self._pg_names(wanted)
+            replica = self.conn.execute(sa.text("SELECT current_setting('session_replication_role')")).scalar()
+            rows: Any = self._pg(
+                "SELECT c.conname, c.convalidated, n.nspname, r.relname, fn.nspname, f.relname, "
+                "ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a "
+                "  ON a.attrelid = c.conrelid AND a.attnum = k.num ORDER BY k.ord), "
+                "ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a "
+                "  ON a.attrelid = c.confrelid AND a.attnum = k.num ORDER BY k.ord), "
+                "EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgconstraint = c.oid AND t.tgenabled = 'D') "
+                "FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid "
+                "JOIN pg_namespace n ON n.oid = r.relnamespace JOIN pg_class f ON f.oid = c.confrelid "
+                "JOIN pg_namespace fn ON fn.oid = f.relnamespace "
+                "WHERE c.contype = 'f' AND c.conparentid = 0 AND n.nspname <> :safety AND ("
+                + self._PG_FILTER.format(col="c.conrelid") + " OR " + self._PG_FILTER.format(col="c.confrelid")
+                + ") ORDER BY n.nspname, r.relname, c.conname",
+                {**params, "safety": self.safety_schema},
+            )  # fmt: skip
+            out = []
+            for name, valid, ns, rel, fns, frel, cols, fcols, disabled in rows:
+                why = ("added NOT VALID (convalidated = false)" if not valid else
+                       "its triggers are disabled" if disabled else
+                       "session_replication_role = replica (foreign keys are not enforced)" if replica == "replica"
+                       else None)  # fmt: skip
+                out.append(ForeignKey(name, self._ref(ns, rel), tuple(cols), self._ref(fns, frel), tuple(fcols), why))
+            return out
+        if self.dialect in ("mysql", "mariadb"):
+            k = sa.table("KEY_COLUMN_USAGE", *(sa.column(c) for c in (
+                "CONSTRAINT_NAME", "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME", "REFERENCED_TABLE_SCHEMA",
+                "REFERENCED_TABLE_NAME", "REFERENCED_COLUMN_NAME", "ORDINAL_POSITION")), schema="information_schema")
+            rows = self.conn.execute(
+                sa.select(k.c.CONSTRAINT_NAME, k.c.TABLE_NAME, k.c.COLUMN_NAME, k.c.REFERENCED_TABLE_SCHEMA,
+                          k.c.REFERENCED_TABLE_NAME, k.c.REFERENCED_COLUMN_NAME)
+                .where(sa.func.database() == k.c.TABLE_SCHEMA, k.c.REFERENCED_TABLE_NAME.is_not(None))
+                .order_by(k.c.TABLE_NAME, k.c.CONSTRAINT_NAME, k.c.ORDINAL_POSITION)).all()  # fmt: skip
+            current = self.conn.execute(sa.select(sa.func.database())).scalar()
+            groups: dict[tuple[str, str], list[Any]] = {}
+            for r in rows:
+                groups.setdefault((str(r[1]), str(r[0])), []).append(r)
+            why = "MySQL/MariaDB do not check rows written while foreign_key_checks = 0"
+            out = []
+            for (table, name), parts in groups.items():
+                ref_schema = None if parts[0][3] == current else str(parts[0][3])
+                out.append(ForeignKey(name, TableRef(table), tuple(str(p[2]) for p in parts),
+                                      TableRef(str(parts[0][4]), ref_schema), tuple(str(p[5]) for p in parts), why))
+            return [f for f in out if wanted is None or f.table in wanted or f.referred in wanted]
+        out = []
+        why = "SQLite checks foreign keys only while PRAGMA foreign_keys is on, never for rows already there"
+        for t in self.live.tables([None]):
+            for fk in self.live.inspector.get_foreign_keys(t.name, schema=t.schema):
+                referred = self.resolve(TableRef(fk["referred_table"], fk.get("referred_schema")))
+                referred = referred or TableRef(fk["referred_table"], fk.get("referred_schema"))
+                cols = tuple(fk["constrained_columns"])
+                rcols = tuple(fk["referred_columns"]) or tuple(self.live.primary_key(referred))
+                f = ForeignKey(fk.get("name"), t, cols, referred, rcols, why)
+                if wanted is None or f.table in wanted or f.referred in wanted:
+                    out.append(f)
+        return out
+
+    # -- CHECK and NOT NULL ------------------------------------------------------------------
+    def untrusted_checks(self, tables: Iterable[TableRef] | None = None) -> list[CheckConstraint]:
+        wanted = self._in(tables)
+        if self.dialect == "postgresql":
+            rows: Any = self._pg(
+                "SELECT c.conname, n.nspname, r.relname, pg_get_expr(c.conbin, c.conrelid) FROM pg_constraint c "
+                "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+                "WHERE c.contype = 'c' AND NOT c.convalidated AND " + self._PG_FILTER.format(col="c.conrelid")
+                + " ORDER BY n.nspname, r.relname, c.conname", self._pg_names(wanted))  # fmt: skip
+            return [CheckConstraint(r[0], self._ref(r[1], r[2]), str(r[3]), "added NOT VALID (convalidated = false)")
+                    for r in rows]  # fmt: skip
+        if self.dialect in ("mysql", "mariadb"):
+            if self.mariadb:
+                cc = sa.table("CHECK_CONSTRAINTS", *(sa.column(c) for c in (
+                    "CONSTRAINT_SCHEMA", "TABLE_NAME", "CONSTRAINT_NAME", "CHECK_CLAUSE")), schema="information_schema")
+                rows = self.conn.execute(sa.select(cc.c.CONSTRAINT_NAME, cc.c.TABLE_NAME, cc.c.CHECK_CLAUSE).where(
+                    sa.func.database() == cc.c.CONSTRAINT_SCHEMA)).all()  # fmt: skip
+                why = "MariaDB does not check rows written while check_constraint_checks = 0"
+            else:
+                cc = sa.table("CHECK_CONSTRAINTS", *(sa.column(c) for c in (
+                    "CONSTRAINT_SCHEMA", "CONSTRAINT_NAME", "CHECK_CLAUSE")), schema="information_schema")
+                tc = sa.table("TABLE_CONSTRAINTS", *(sa.column(c) for c in (
+                    "CONSTRAINT_SCHEMA", "CONSTRAINT_NAME", "TABLE_NAME", "CONSTRAINT_TYPE", "ENFORCED")),
+                    schema="information_schema")
+                rows = self.conn.execute(
+                    sa.select(cc.c.CONSTRAINT_NAME, tc.c.TABLE_NAME, cc.c.CHECK_CLAUSE).join_from(
+                        cc, tc, sa.and_(cc.c.CONSTRAINT_SCHEMA == tc.c.CONSTRAINT_SCHEMA,
+                                        cc.c.CONSTRAINT_NAME == tc.c.CONSTRAINT_NAME))
+                    .where(sa.func.database() == cc.c.CONSTRAINT_SCHEMA, tc.c.CONSTRAINT_TYPE == "CHECK",
+                           tc.c.ENFORCED == "NO")).all()  # fmt: skip
+                why = "declared NOT ENFORCED"
+            out = [CheckConstraint(str(r[0]), TableRef(str(r[1])), str(r[2]), why) for r in rows]
+            return [c for c in out if wanted is None or c.table in wanted]
+        out = []
+        why = "SQLite skips CHECKs under PRAGMA ignore_check_constraints and never re-checks old rows"
+        for t in self.live.tables([None]) if wanted is None else sorted(wanted, key=lambda r: r.key):
+            for ck in self.live.inspector.get_check_constraints(t.name, schema=t.schema):
+                out.append(CheckConstraint(ck.get("name"), t, str(ck["sqltext"]), why))
+        return out
+
+    def untrusted_not_null(self, tables: Iterable[TableRef] | None = None) -> list[NotNullColumn]:
+        wanted = self._in(tables)
+        if self.dialect == "postgresql":
+            # NOT NULL ... NOT VALID exists from PostgreSQL 18 (contype 'n'); before, none is found
+            rows = self._pg(
+                "SELECT n.nspname, r.relname, a.attname FROM pg_constraint c "
+                "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+                "WHERE c.contype = 'n' AND NOT c.convalidated AND " + self._PG_FILTER.format(col="c.conrelid"),
+                self._pg_names(wanted))  # fmt: skip
+            return [NotNullColumn(self._ref(r[0], r[1]), str(r[2]), "NOT NULL added NOT VALID") for r in rows]
+        if self.dialect == "sqlite":
+            why = "SQLite applies NOT NULL to new writes only; a table whose SQL was edited keeps its old rows"
+            out = []
+            for t in self.live.tables([None]) if wanted is None else sorted(wanted, key=lambda r: r.key):
+                pk = set(self.live.primary_key(t))
+                for c in self.live.inspector.get_columns(t.name, schema=t.schema):
+                    if not c["nullable"] and c["name"] not in pk:
+                        out.append(NotNullColumn(t, c["name"], why))
+            return out
+        return []  # MySQL/MariaDB never store NULL in a NOT NULL column
+
+    # -- indexes and sequences (PostgreSQL) ----------------------------------------------------
+    def bad_indexes(self, tables: Iterable[TableRef] | None = None) -> list[BadIndex]:
+        if self.dialect != "postgresql":
+            return []
+        rows = self._pg(
+            "SELECT i.relname, n.nspname, t.relname, x.indisunique, "
+            "CASE WHEN x.indexprs IS NULL THEN ARRAY(SELECT a.attname::text FROM unnest(x.indkey::int2[]) "
+            "  WITH ORDINALITY k(num, ord) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.num "
+            "  ORDER BY k.ord) ELSE ARRAY[]::text[] END, pg_get_expr(x.indpred, x.indrelid) "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE NOT (x.indisvalid AND x.indisready) AND n.nspname <> :safety AND "
+            + self._PG_FILTER.format(col="x.indrelid") + " ORDER BY n.nspname, t.relname, i.relname",
+            {**self._pg_names(self._in(tables)), "safety": self.safety_schema})  # fmt: skip
+        return [BadIndex(str(r[0]), self._ref(r[1], r[2]), bool(r[3]), tuple(r[4]), r[5]) for r in rows]
+
+    def owned_sequences(self, tables: Iterable[TableRef] | None = None) -> list[OwnedSequence]:
+        """Sequences owned by a column (serial, identity), with the value nextval() would return."""
+        if self.dialect != "postgresql":
+            return []
+        rows = self._pg(
+            "SELECT n.nspname, t.relname, a.attname, sn.nspname || '.' || s.relname, "
+            "pg_sequence_last_value(s.oid), q.seqstart, q.seqincrement "
+            "FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+            "JOIN pg_sequence q ON q.seqrelid = s.oid JOIN pg_namespace sn ON sn.oid = s.relnamespace "
+            "JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
+            "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+            "AND d.deptype IN ('a', 'i') AND n.nspname <> :safety AND " + self._PG_FILTER.format(col="t.oid"),
+            {**self._pg_names(self._in(tables)), "safety": self.safety_schema})  # fmt: skip
+        out = []
+        for ns, rel, col, seq, last, start, incr in rows:
+            nxt = int(start) if last is None else int(last) + int(incr)
+            out.append(OwnedSequence(self._ref(ns, rel), str(col), str(seq), nxt, int(incr)))
+        return out
+
+    # -- sizes and counts ----------------------------------------------------------------------
+    def estimate(self, ref: TableRef) -> int | None:
+        """The planner's row estimate (free), or None where there is none."""
+        if self.dialect == "postgresql":
+            value = self.conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
+                                      {"t": self._qualified(ref)}).scalar()  # fmt: skip
+            return None if value is None or float(value) < 0 else round(float(value))
+        if self.dialect in ("mysql", "mariadb"):
+            t = sa.table("TABLES", sa.column("TABLE_ROWS"), sa.column("TABLE_SCHEMA"), sa.column("TABLE_NAME"),
+                         schema="information_schema")  # fmt: skip
+            schema = sa.literal(ref.schema) if ref.schema else sa.func.database()
+            col_schema, col_name = t.c.TABLE_SCHEMA, t.c.TABLE_NAME
+            value = self.conn.execute(sa.select(t.c.TABLE_ROWS).where(col_schema == schema,
+                                                                      col_name == ref.name)).scalar()
+            return None if value is None else int(value)
+        return None
+
+    def count(self, ref: TableRef) -> int:
+        return int(self.conn.execute(sa.select(sa.func.count()).select_from(sa.table(ref.name, schema=ref.schema)))
+                   .scalar() or 0)  # fmt: skip
+
+    def xact_changes(self, ref: TableRef) -> tuple[int, int] | None:
+        """PostgreSQL: rows inserted and deleted in this table by the current transaction."""
+        if self.dialect != "postgresql":
+            return None
+        row = self.conn.execute(sa.text(
+            "SELECT pg_stat_get_xact_tuples_inserted(to_regclass(:t)), "
+            "pg_stat_get_xact_tuples_deleted(to_regclass(:t))"),
+            {"t": self._qualified(ref)}).one()  # fmt: skip
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def sizes(self, tables: Iterable[TableRef]) -> list[TableSize]:
+        wanted = list(tables)
+        if self.dialect == "postgresql":
+            rows: Any = self._pg(
+                # from the catalogue's page counts (as of the last VACUUM/ANALYZE): sizing a table
+                # with pg_total_relation_size() would wait behind a lock a migration holds
+                "SELECT n.nspname, c.relname, c.reltuples, (c.relpages + coalesce(tc.relpages, 0) + "
+                "coalesce((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                "WHERE x.indrelid = c.oid), 0))::bigint * current_setting('block_size')::bigint "
+                "FROM pg_class c LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " + self._PG_FILTER.format(col="c.oid"),
+                self._pg_names(wanted))  # fmt: skip
+            return [TableSize(self._ref(r[0], r[1]), None if float(r[2]) < 0 else round(float(r[2])), int(r[3]))
+                    for r in rows]  # fmt: skip
+        if self.dialect in ("mysql", "mariadb"):
+            t = sa.table("TABLES", *(sa.column(c) for c in ("TABLE_SCHEMA", "TABLE_NAME", "TABLE_ROWS", "DATA_LENGTH",
+                                                               "INDEX_LENGTH")), schema="information_schema")
+            rows = self.conn.execute(sa.select(t.c.TABLE_NAME, t.c.TABLE_ROWS, t.c.DATA_LENGTH, t.c.INDEX_LENGTH)
+                                     .where(sa.func.database() == t.c.TABLE_SCHEMA)).all()  # fmt: skip
+            names = {w.name for w in wanted}
+            return [TableSize(TableRef(str(r[0])), None if r[1] is None else int(r[1]),
+                              int(r[2] or 0) + int(r[3] or 0)) for r in rows if r[0] in names]  # fmt: skip
+        return [TableSize(t, self.count(t), None) for t in wanted]  # SQLite: exact and cheap at its sizes
+
+    # -- sessions (PostgreSQL, MySQL/MariaDB) ----------------------------------------------------
+    def long_transactions(self, seconds: float) -> list[dict[str, Any]] | None:
+        """Other sessions' transactions open longer than ``seconds`` (None: cannot be known here)."""
+        if self.dialect == "postgresql":
+            rows = self.conn.execute(sa.text(
+                "SELECT pid, usename, state, extract(epoch FROM clock_timestamp() - xact_start), left(query, 200) "
+                "FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() "
+                "AND clock_timestamp() - xact_start > make_interval(secs => :s) ORDER BY xact_start"),
+                {"s": seconds}).all()  # fmt: skip
+            return [{"pid": r[0], "user": r[1], "state": r[2], "seconds": round(float(r[3]), 1), "query": r[4]}
+                    for r in rows]  # fmt: skip
+        if self.dialect in ("mysql", "mariadb"):
+            rows = self.conn.execute(sa.text(
+                "SELECT trx_mysql_thread_id, trx_state, TIMESTAMPDIFF(SECOND, trx_started, NOW()), "
+                "LEFT(trx_query, 200) FROM information_schema.INNODB_TRX "
+                "WHERE trx_mysql_thread_id <> CONNECTION_ID() AND TIMESTAMPDIFF(SECOND, trx_started, NOW()) > :s"),
+                {"s": seconds}).all()  # fmt: skip
+            return [{"pid": r[0], "user": None, "state": r[1], "seconds": float(r[2]), "query": r[3]} for r in rows]
+        return None
+
+    def blocked(self) -> list[dict[str, Any]] | None:
+        """Sessions waiting for a lock another session holds (None: cannot be known here)."""
+        if self.dialect == "postgresql":
+            rows = self.conn.execute(sa.text(
+                "SELECT pid, pg_blocking_pids(pid), wait_event_type, "
+                "extract(epoch FROM clock_timestamp() - query_start), left(query, 200) FROM pg_stat_activity "
+                "WHERE cardinality(pg_blocking_pids(pid)) > 0 ORDER BY query_start")).all()  # fmt: skip
+            return [{"pid": r[0], "blocked_by": list(r[1]), "wait": r[2], "seconds": round(float(r[3] or 0), 1),
+                     "query": r[4]} for r in rows]  # fmt: skip
+        if self.dialect in ("mysql", "mariadb") and self.mariadb:
+            rows = self.conn.execute(sa.text(
+                "SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id, "
+                "TIMESTAMPDIFF(SECOND, r.trx_wait_started, NOW()), "
+                "LEFT(r.trx_query, 200) FROM information_schema.INNODB_LOCK_WAITS w "
+                "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id "
+                "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id")).all()  # fmt: skip
+            return [{"pid": r[0], "blocked_by": [r[1]], "wait": "lock", "seconds": float(r[2] or 0), "query": r[3]}
+                    for r in rows]  # fmt: skip
+        if self.dialect in ("mysql", "mariadb"):
+            rows = self.conn.execute(sa.text(
+                "SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id, "
+                "TIMESTAMPDIFF(SECOND, r.trx_wait_started, NOW()), "
+                "LEFT(r.trx_query, 200) FROM performance_schema.data_lock_waits w "
+                "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.REQUESTING_ENGINE_TRANSACTION_ID "
+                "JOIN information_schema.INNODB_TRX b "
+                "ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID")).all()  # fmt: skip
+            return [{"pid": r[0], "blocked_by": [r[1]], "wait": "lock", "seconds": float(r[2] or 0), "query": r[3]}
+                    for r in rows]  # fmt: skip
+        return None

@@ -1,0 +1,195 @@
+"""The checks in a migration run (registered in ``hooks.py``) and the contexts they run in.
+
+Before each step (after its snapshot): the row counts the row-count guard compares with.
+After each step, inside its transaction, before commit: every ``step`` check with its
+policy on the tables the step touched and their foreign-key neighbours.  A finding with
+policy ``error`` refuses the step (:class:`~alembic_safety.errors.CheckFailed`); warnings go
+to the ``alembic.safety`` logger and the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+
+from ..config import SafetyConfig
+from ..errors import CheckFailed
+from ..record import RecordedStep
+from ..snapshot.backup import snapshot_schema
+from ..snapshot.manifest import Manifest
+from ..snapshot.policy import risks_of
+from ..sqlinfo import TableRef
+from .base import CheckContext, CheckFinding, CheckRun, StepFacts, policies, run_checks
+from .catalog import DbCatalog
+from .data import RowCount, measure
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
+    from ..hooks import SafetySession, StepInfo, StepStart
+
+log = logging.getLogger("alembic.safety")
+BEFORE_KEY = "checks.before"
+
+
+def catalog_for(conn: sa.Connection, mctx: MigrationContext | None, config: SafetyConfig) -> DbCatalog:
+    return DbCatalog(conn, version_table=mctx.version_table if mctx is not None else "alembic_version",
+                     version_schema=mctx.version_table_schema if mctx is not None else None,
+                     safety_schema=snapshot_schema(conn, config.snapshot_schema))  # fmt: skip
+
+
+def _savepoint(conn: sa.Connection) -> Any:
+    from contextlib import nullcontext
+
+    return conn.begin_nested() if conn.dialect.name == "postgresql" else nullcontext()
+
+
+def _shrinking(recorded: RecordedStep, catalog: DbCatalog) -> tuple[set[TableRef], bool]:
+    """Tables the step may legitimately shrink (drops, deletes, truncates, opaque SQL naming
+    them, and their ON DELETE cascades), and whether the step can be read at all."""
+    report = risks_of(recorded)
+    if report.incomplete:
+        return set(), False
+    out: set[TableRef] = set()
+    todo = [r.table for r in report.risks if r.columns is None]
+    while todo:
+        t = catalog.resolve(todo.pop()) or TableRef("")
+        if t.name and t not in out:
+            out.add(t)
+            todo += [child for child, _ in catalog.live.referencing(t)]
+    return out, True
+
+
+def checks_before_step(session: SafetySession, mctx: MigrationContext, start: StepStart) -> None:
+    """Count the rows of the tables the step touches but should not shrink (CHK205)."""
+    config = session.config
+    conn = mctx.connection
+    if conn is None or config.checks == "off" or policies(config).get("CHK205") == "off":
+        return
+    try:
+        with _savepoint(conn):
+            catalog = catalog_for(conn, mctx, config)
+            shrink, readable = _shrinking(start.recorded, catalog)
+            if not readable:
+                return
+            whole = _whole_snapshots(start.backup)
+            before: dict[TableRef, RowCount] = {}
+            for named in risks_of(start.recorded).named:
+                ref = catalog.resolve(named)
+                if ref is None or ref in shrink or ref in before:
+                    continue
+                before[ref] = measure(catalog, ref, config.check_exact_rows, snapshot_rows=whole.get(ref))
+            start.state[BEFORE_KEY] = before
+    except Exception as exc:  # the guard is lost for this step; the step itself is not refused for it
+        log.warning("checks: could not count rows before %s %s (%s: %s)", start.direction, start.revision,
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")  # fmt: skip
+
+
+def _whole_snapshots(backup: Manifest | None) -> dict[TableRef, int]:
+    if backup is None:
+        return {}
+    return {TableRef(t.name, t.schema): t.rows for t in backup.tables
+            if t.columns is None and t.where is None and t.rows >= 0}  # fmt: skip
+
+
+def step_context(conn: sa.Connection, mctx: MigrationContext | None, config: SafetyConfig,
+                 step: StepFacts) -> CheckContext:  # fmt: skip
+    """The step scope: the tables the step names (all tables when it cannot be read or names
+    none while running opaque code), plus their foreign-key neighbours."""
+    catalog = catalog_for(conn, mctx, config)
+    report = risks_of(step.recorded)
+    if report.incomplete or (report.opaque and not report.named):
+        touched = catalog.all_tables()
+    else:
+        touched = list(dict.fromkeys(r for r in (catalog.resolve(t) for t in report.named) if r is not None))
+    tables = list(touched)
+    if touched:
+        for fk in catalog.foreign_keys(touched):
+            for t in (fk.table, fk.referred):
+                if t not in tables and catalog.resolve(t) is not None:
+                    tables.append(t)
+    return CheckContext(conn, "step", catalog, tuple(tables), tuple(touched), config, step, mctx)
+
+
+def full_context(conn: sa.Connection, mctx: MigrationContext | None, config: SafetyConfig,
+                 script: ScriptDirectory | None, scope: str = "full") -> CheckContext:  # fmt: skip
+    """Every table (health).  ``scope = "step"`` runs only the cheap checks, on every table."""
+    catalog = catalog_for(conn, mctx, config)
+    tables = tuple(catalog.all_tables())
+    return CheckContext(conn, "full" if scope == "full" else "step", catalog, tables, tables, config, None, mctx,
+                        script)  # fmt: skip
+
+
+def checks_after_step(session: SafetySession, mctx: MigrationContext, info: StepInfo) -> None:
+    """Run the step checks; refuse the step on an ``error`` finding."""
+    config = session.config
+    conn = mctx.connection
+    if mctx.as_sql or conn is None or info.recorded is None or config.checks == "off":
+        return
+    facts = StepFacts(info.revision, info.direction, info.recorded, info.state.get(BEFORE_KEY) or {})
+    with _savepoint(conn):
+        ctx = step_context(conn, mctx, config, facts)
+    run = run_checks(ctx)
+    step_name = f"{info.direction} {info.revision_from or 'base'} -> {info.revision_to or 'base'}"
+    for f in run.warnings:
+        log.warning("check %s", f.one_line())
+        session.audit.write("check_warning", revision=info.revision, direction=info.direction, run_id=session.run_id,
+                            **f.as_dict())  # fmt: skip
+    if not run.errors:
+        log.info("checks after %s: %d check(s) on %d table(s), %s in %.3f s", step_name, len(run.ran),
+                 len(ctx.tables), "no problem" if not run.warnings else f"{len(run.warnings)} warning(s)",
+                 run.seconds)  # fmt: skip
+        return
+    message = refusal_message(step_name, run, info, mctx, conn)
+    session.audit.write("step_refused", revision=info.revision, direction=info.direction,
+                        revision_from=info.revision_from, revision_to=info.revision_to, run_id=session.run_id,
+                        backup_id=info.backup.id if info.backup else None,
+                        findings=[f.as_dict() for f in run.errors], message=message)  # fmt: skip
+    raise CheckFailed(message, run.errors, info.backup.id if info.backup else None)
+
+
+def step_rolls_back(conn: sa.Connection, mctx: MigrationContext) -> bool:
+    """Whether refusing the step now undoes its schema changes: PostgreSQL; SQLite when env.py
+    makes pysqlite transactional (the README's recipe, or Python 3.12's autocommit=False)."""
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.dbapi_connection
+        if getattr(raw, "autocommit", None) is False:
+            return True
+        return getattr(raw, "isolation_level", "") is None and bool(getattr(raw, "in_transaction", False))
+    return bool(mctx.impl.transactional_ddl)
+
+
+def refusal_message(step_name: str, run: CheckRun, info: StepInfo, mctx: MigrationContext,
+                    conn: sa.Connection) -> str:  # fmt: skip
+    shown = "; ".join(f.one_line() for f in run.errors[:5])
+    more = f" (and {len(run.errors) - 5} more)" if len(run.errors) > 5 else ""
+    backup = info.backup
+    version = info.revision_from if info.direction == "upgrade" else info.revision
+    if step_rolls_back(conn, mctx):
+        if conn.dialect.name == "postgresql" and not mctx.opts.get("transaction_per_migration"):
+            tail = ("the run's transaction rolls back: the version stays where this run started (earlier steps of "
+                    "this run roll back too)")  # fmt: skip
+        else:
+            tail = f"the step's transaction rolls back and the version stays at {version or 'base'}"
+        if backup is None:
+            tail += "; no backup was taken (nothing was at risk)"
+        elif backup.store == "database":
+            tail += f"; backup {backup.id} rolls back with it (nothing needs restoring)"
+        else:
+            tail += f"; backup {backup.id} holds the data from before the step: alembic-safety show {backup.id}"
+    else:
+        why = ("pysqlite ran the step's DDL outside a transaction (see the README for the env.py recipe)"
+               if conn.dialect.name == "sqlite" else "this database commits DDL implicitly")  # fmt: skip
+        tail = f"{why}: the schema may be partially changed; the version stays at {version or 'base'}"
+        if backup is None:
+            tail += "; no backup was taken (nothing was at risk): undo the step's changes with its downgrade"
+        else:
+            tail += (f"; inspect backup {backup.id} with alembic-safety show {backup.id} and restore with "
+                     f"alembic-safety rollback {backup.id}")  # fmt: skip
+    return f"alembic-safety refused {step_name}: integrity check failed: {shown}{more}; {tail}"
+
+
+__all__ = ["CheckFinding", "checks_after_step", "checks_before_step", "full_context", "step_context"]
