@@ -316,18 +316,6 @@ def status(project: Project, n_backups: int = 5, n_events: int = 10) -> Status:
     )  # fmt: skip
 
 
-class _DeclaredType(sa.types.UserDefinedType[Any]):
-    """A column type given as the DDL text the manifest recorded (``numeric(12, 2)``)."""
-
-    cache_ok = True
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.spec
-
-
 def export_backup(project: Project, backup_id: str, to: Path | None = None) -> tuple[Manifest, Path]:
     """Copy an in-database backup into the files store (``to``, default ``backup_dir``),
     after verifying it; streamed, compressed and checksummed like any file snapshot."""
@@ -396,7 +384,7 @@ def import_backup(project: Project, folder: Path) -> Manifest:
             if missing:
                 raise BackupCorrupt(f"backup {manifest.id}: {t.key} has no recorded type for {', '.join(missing)}")
             name = snapshot_table_name(manifest.id, index)
-            table = sa.Table(name, sa.MetaData(), *(sa.Column(c, _DeclaredType(types[c])) for c in t.stored_columns),
+            table = sa.Table(name, sa.MetaData(), *(sa.Column(c, db.stored_type(types[c])) for c in t.stored_columns),
                              schema=db.schema)  # fmt: skip
             table.create(conn)
             restore_table(conn, source, manifest, t, TableRef(name, db.schema))

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic_safety.config import SafetyConfig
 from alembic_safety.project import load_project
 from alembic_safety.snapshot.backup import BackupRequest, take_backup
-from alembic_safety.snapshot.dbstore import DatabaseStore
+from alembic_safety.snapshot.dbstore import DatabaseStore, pg_column_types
 from alembic_safety.snapshot.policy import SnapshotRequest
 from alembic_safety.sqlinfo import TableRef
 
@@ -361,3 +361,91 @@ def test_a_refused_snapshot_leaves_no_snapshot_table_behind(db_url: sa.URL, tmp_
     with engine_for(db_url).connect() as conn:  # MySQL committed the CREATE TABLE AS: it was removed
         assert [t for t in _snap_tables(conn) if t not in ("backups", "events")] == []
     assert backups_json(ini) == []
+
+
+# -- PostgreSQL: columns of user-defined types ------------------------------------------------
+
+TYPED_DDL = [
+    "CREATE TYPE swing AS ENUM ('happy', 'sad', 'so-so', 'it''s \"fine\"')",
+    "CREATE DOMAIN points AS integer CHECK (VALUE >= 0)",
+    "CREATE TABLE moods (id integer PRIMARY KEY, kind swing NOT NULL, score points, history swing[], note text)",
+]
+TYPED_ROWS = """INSERT INTO moods VALUES
+    (1, 'happy', 3, '{happy,sad}', 'a'),
+    (2, 'so-so', NULL, '{}', NULL),
+    (3, 'it''s "fine"', 0, ARRAY['it''s "fine"', NULL, 'sad']::swing[], 'c'),
+    (4, 'sad', 2147483647, NULL, '')"""
+TYPED_SELECT = "SELECT id, kind::text, score, history::text, note FROM moods ORDER BY id"
+
+
+def _column_types(conn: sa.Connection, table: str, schema: str | None = None) -> dict[str, str]:
+    return {c: spec for c, (spec, _, _) in pg_column_types(conn, TableRef(table, schema)).items()}
+
+
+def test_a_snapshot_table_does_not_depend_on_user_defined_types(pg_url: sa.URL, tmp_path: Path, engine_for) -> None:
+    engine = engine_for(pg_url)
+    with engine.begin() as conn:
+        for ddl in TYPED_DDL:
+            conn.exec_driver_sql(ddl)
+        conn.exec_driver_sql(TYPED_ROWS)
+        before = [tuple(r) for r in conn.exec_driver_sql(TYPED_SELECT)]
+    request = BackupRequest((SnapshotRequest(TableRef("moods"), None, None, ("drop_table moods",)),), "manual")
+    with engine.begin() as conn:  # the backup, then the drops a revision would make, in one transaction
+        manifest = take_backup(conn, request, SafetyConfig(backup_dir=tmp_path / "b"))
+        assert manifest is not None and manifest.store == "database"
+        conn.exec_driver_sql("DROP TABLE moods")
+        conn.exec_driver_sql("DROP TYPE swing")
+        conn.exec_driver_sql("DROP DOMAIN points")
+    [snap] = manifest.tables
+    assert snap.rows == 4 and snap.format == "table"
+    recorded = {c["name"]: c["type"] for c in snap.definition["columns"]}
+    assert recorded["kind"] == "swing" and recorded["history"] == "swing[]"  # the manifest keeps the real types
+    with engine.begin() as conn:
+        assert _column_types(conn, snap.file, "alembic_safety") == {
+            "id": "integer", "kind": "text", "score": "text", "history": "text", "note": "text"}
+        store = DatabaseStore(conn, "alembic_safety")
+        assert [r.ok for r in store.verify(manifest)] == [True]
+        # the types come back (as a downgrade would re-create them), then the rows
+        for ddl in TYPED_DDL:
+            conn.exec_driver_sql(ddl)
+        assert store.restore_insert(snap, TableRef("moods")) == 4
+        assert [tuple(r) for r in conn.exec_driver_sql(TYPED_SELECT)] == before
+        assert _column_types(conn, "moods")["history"] == "swing[]"
+        # refill one enum column by primary key
+        conn.exec_driver_sql("UPDATE moods SET kind = 'sad'")
+        assert store.restore_update(snap, TableRef("moods"), ["id"], ["kind"]) == 4
+        assert [tuple(r) for r in conn.exec_driver_sql(TYPED_SELECT)] == before
+    with engine.begin() as conn:  # the snapshot still verifies after being read from
+        store = DatabaseStore(conn, "alembic_safety")
+        assert [r.ok for r in store.verify(manifest)] == [True]
+        # moved back out of the backup, the copy gets its recorded types again
+        conn.exec_driver_sql("DROP TABLE moods")
+        store.move_back(manifest, snap)
+        assert _column_types(conn, "moods") == {
+            "id": "integer", "kind": "swing", "score": "points", "history": "swing[]", "note": "text"}
+        assert [tuple(r) for r in conn.exec_driver_sql(TYPED_SELECT)] == before
+
+
+def test_restore_casts_a_user_typed_key_and_keeps_the_length_check_of_strings(pg_url: sa.URL, tmp_path: Path,
+                                                                              engine_for) -> None:  # fmt: skip
+    engine = engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TYPE code AS ENUM ('a', 'b', 'c')")
+        conn.exec_driver_sql("CREATE TABLE labels (k code PRIMARY KEY, label text NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO labels VALUES ('a', 'first'), ('b', 'second'), ('c', 'a longer third')")
+    request = BackupRequest((SnapshotRequest(TableRef("labels"), None, None, ("t",)),), "manual")
+    with engine.begin() as conn:
+        manifest = take_backup(conn, request, SafetyConfig(backup_dir=tmp_path / "b"))
+        assert manifest is not None
+        conn.exec_driver_sql("UPDATE labels SET label = 'lost'")
+    [snap] = manifest.tables
+    with engine.begin() as conn:
+        store = DatabaseStore(conn, "alembic_safety")
+        assert store.restore_update(snap, TableRef("labels"), ["k"], ["label"]) == 3  # code = CAST(text AS code)
+        assert conn.exec_driver_sql("SELECT k::text, label FROM labels ORDER BY k").fetchall() == [
+            ("a", "first"), ("b", "second"), ("c", "a longer third")]
+    with engine.begin() as conn:  # into a narrower string column: PostgreSQL's error, not a silent truncation
+        conn.exec_driver_sql("CREATE TABLE narrow (k varchar(1), label varchar(6))")
+        store = DatabaseStore(conn, "alembic_safety")
+        with pytest.raises(sa.exc.DataError, match="too long"):
+            store.restore_insert(snap, TableRef("narrow"))

@@ -227,8 +227,9 @@ def test_create_or_replace_function_restores_previous_definition() -> None:
 
 
 def test_create_or_replace_view() -> None:
-    assert only_sql("CREATE OR REPLACE VIEW v AS SELECT 2 AS one", BEFORE) == [
-        "CREATE OR REPLACE VIEW public.v AS SELECT 1 AS one"
+    # dropped first: CREATE OR REPLACE cannot take away columns the replacement added
+    assert only_sql("CREATE OR REPLACE VIEW v AS SELECT 2 AS one, 3 AS two", BEFORE) == [
+        "DROP VIEW IF EXISTS v", "CREATE OR REPLACE VIEW public.v AS SELECT 1 AS one"
     ]
     assert only_sql("CREATE OR REPLACE VIEW w AS SELECT 2", BEFORE) == ["DROP VIEW IF EXISTS w"]
 

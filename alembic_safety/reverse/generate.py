@@ -26,7 +26,8 @@ from ..hooks import _WRAPPED
 from ..project import Project
 from ..record import record
 from . import source
-from .ops import Before, reverse_step
+from .compare import reverse_by_comparison
+from .ops import Before, Note, reverse_step
 from .render import render_body
 from .schema import SchemaState, reflect_state
 from .scratch import Replayer, choose_url, temporary_database
@@ -169,19 +170,28 @@ def _compute(project: Project, order: list[Script], todo: dict[str, _Chosen], ur
                 replayer.upgrade(s.revision)
                 post = _reflect(replayer.engine)
                 before = Before(pre[0], post[0], replayer.engine.dialect, pre[1], pre[2])
-                _one(c, before, out)
+                _one(c, before, out, replayer.engine)
         finally:
             replayer.close()
     return out
 
 
-def _one(c: _Chosen, before: Before, out: _Computed) -> None:
+def _one(c: _Chosen, before: Before, out: _Computed, engine: sa.Engine) -> None:
     fn = getattr(c.script.module, "upgrade", None)
     fn = getattr(fn, _WRAPPED, fn)
     if not callable(fn):
         raise SafetyError(f"{c.script.path} has no upgrade() function")
     recorded = record(fn, before.dialect)
-    items = reverse_step(recorded, before)
+    if recorded.complete:
+        items = reverse_step(recorded, before)
+    else:
+        # the upgrade uses the connection: what it did is read off the schema it left
+        reasons = "; ".join(o.reason for o in recorded.opaque if not o.incomplete) or "it could not be recorded"
+        with engine.connect() as conn:
+            compared = reverse_by_comparison(conn, before)
+        items = (Note("manual", f"computed by comparing the schema before and after the upgrade, which could "
+                                f"not be recorded ({reasons}): schema changes are undone below, but data it "
+                                "changed through the connection is not — check it"), *compared)  # fmt: skip
     ctx = MigrationContext.configure(dialect=before.dialect)
     body = render_body(items, ctx, c.slot.upgrade_hash)
     new_text = source.rewrite(c.slot, body.lines, body.imports)

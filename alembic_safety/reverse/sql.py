@@ -630,7 +630,8 @@ def _reverse_create(ctx: _Ctx, obj: _Object, if_not_exists: bool, replace: bool,
     if existing is not None and if_not_exists:
         return []  # it existed already: the statement did nothing
     if replace and isinstance(existing, ObjectState) and existing.definition:
-        if obj.kind == "TRIGGER":
+        if obj.kind in ("TRIGGER", "VIEW"):
+            # a view: CREATE OR REPLACE cannot drop the columns the replacement added
             return [drop, *ctx.raw(existing.definition)]
         return ctx.raw(existing.definition)
     return [drop]

@@ -7,7 +7,11 @@
 * a dropped table is *moved* into the schema instead (:mod:`.moves`), whatever its size;
 * the ``backups`` catalogue table holds the same manifest as the files store, the ``events``
   table mirrors the audit log;
-* checksums are order-independent aggregates of row hashes computed by the database.
+* checksums are order-independent aggregates of row hashes computed by the database;
+* on PostgreSQL a column of a user-defined type (enum, domain, composite, range, an extension
+  type such as citext, an array of any of these) is stored as ``text``, so no snapshot table
+  depends on a type a later revision may drop; the manifest keeps the real types, and the
+  restore functions cast the values back into them.
 
 Identifiers are quoted by SQLAlchemy; snapshot table names are generated
 (``b<UTC time>z_<nnn>``), never taken from user input.
@@ -73,6 +77,51 @@ def _is_mysql(conn: sa.Connection) -> bool:
     return conn.dialect.name in ("mysql", "mariadb")
 
 
+class DeclaredType(sa.types.UserDefinedType[Any]):
+    """A column type given as DDL text that is already quoted (``numeric(12, 2)``, a
+    ``format_type()`` result such as ``"My Schema".swing[]``)."""
+
+    cache_ok = True
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.spec
+
+
+_BUILTIN_SCHEMAS = ("pg_catalog", "information_schema")
+
+_COLUMN_TYPES = sa.text(
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), n.nspname IN :builtin, "
+    "n.nspname = 'pg_catalog' AND t.typcategory = 'S' "
+    "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace "
+    "WHERE a.attrelid = to_regclass(:t) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+).bindparams(sa.bindparam("builtin", expanding=True))
+
+
+_BUILTIN_TYPE = sa.text(
+    "SELECT n.nspname IN :builtin FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+    "WHERE t.oid = to_regtype(:spec)"
+).bindparams(sa.bindparam("builtin", expanding=True))
+
+
+def pg_column_types(conn: sa.Connection, ref: TableRef) -> dict[str, tuple[str, bool, bool]]:
+    """PostgreSQL: ``{column: (format_type(), built in?, built-in string type?)}`` of a table
+    ({} if it does not exist); built in = a type of ``pg_catalog`` or ``information_schema``."""
+    qualified = conn.dialect.identifier_preparer.format_table(sa.table(ref.name, schema=ref.schema))
+    rows = conn.execute(_COLUMN_TYPES, {"t": qualified, "builtin": list(_BUILTIN_SCHEMAS)})
+    return {str(r[0]): (str(r[1]), bool(r[2]), bool(r[3])) for r in rows}
+
+
+def user_typed_columns(conn: sa.Connection, ref: TableRef) -> dict[str, str]:
+    """``{column: type}`` of the columns whose type is user-defined (PostgreSQL; {} elsewhere):
+    a snapshot table stores them as text, so it never depends on the type."""
+    if conn.dialect.name != "postgresql":
+        return {}
+    return {c: spec for c, (spec, builtin, _) in pg_column_types(conn, ref).items() if not builtin}
+
+
 class DatabaseStore:
     name = "database"
 
@@ -129,13 +178,30 @@ class DatabaseStore:
 
     # -- writing -----------------------------------------------------------------------------
     def copy_table_as(self, name: str, source: TableRef, columns: builtins.list[str], where: str | None) -> str:
-        """CREATE TABLE <schema>.<name> AS SELECT the requested columns and rows."""
+        """CREATE TABLE <schema>.<name> AS SELECT the requested columns and rows; a column of a
+        user-defined type is stored as ``CAST(col AS text)`` (see :func:`user_typed_columns`)."""
         src = table_clause(source, columns)
-        query = sa.select(*src.c)
+        as_text = user_typed_columns(self.conn, source) if self.conn is not None else {}
+        query = sa.select(*(sa.cast(c, sa.Text).label(c.name) if c.name in as_text else c for c in src.c))
         if where is not None:
             query = query.where(sa.literal_column(where))
         self.conn.execute(CreateTableAs(self._table(name), query))
         return name
+
+    def stored_type(self, spec: str) -> sa.types.TypeEngine[Any]:
+        """The type a snapshot table stores a column of type ``spec`` (the DDL text a manifest
+        recorded) as, when an exported backup comes back: the type itself, or, on PostgreSQL,
+        ``text`` for a user-defined type or one that no longer exists — as :meth:`copy_table_as`
+        stores it, so the imported table depends on no type either."""
+        if self.conn.dialect.name != "postgresql":
+            return DeclaredType(spec)
+        try:
+            with self.conn.begin_nested():  # PostgreSQL < 16: a malformed name is an error
+                builtin = self.conn.execute(_BUILTIN_TYPE, {"spec": spec, "builtin": list(_BUILTIN_SCHEMAS)})
+                found = builtin.scalar_one_or_none()
+        except sa.exc.DBAPIError:
+            return DeclaredType(spec)  # not a type name PostgreSQL reads: CREATE TABLE will say so
+        return DeclaredType(spec) if found else sa.Text()
 
     def write_manifest(self, manifest: Manifest, *, replace: bool = False) -> None:
         row = {"id": manifest.id, "created_at": manifest.created_at, "kind": manifest.kind, "complete": True,
@@ -309,7 +375,8 @@ class DatabaseStore:
         cols = columns or builtins.list(snap.stored_columns) or self.columns_of(snap.file)
         src = table_clause(TableRef(snap.file, self.schema), cols)
         dst = table_clause(target, cols)
-        return int(self.conn.execute(dst.insert().from_select(cols, sa.select(*src.c))).rowcount)
+        values = self._restored_values(src, target, cols)
+        return int(self.conn.execute(dst.insert().from_select(cols, sa.select(*values.values()))).rowcount)
 
     def restore_update(self, snap: TableSnapshot, target: TableRef, key: builtins.list[str],
                        columns: builtins.list[str]) -> int:  # fmt: skip
@@ -317,9 +384,27 @@ class DatabaseStore:
         (a multi-table UPDATE on MySQL): refill columns by primary key."""
         src = table_clause(TableRef(snap.file, self.schema), key + columns)
         dst = table_clause(target, key + columns)
-        stmt = sa.update(dst).values({c: src.c[c] for c in columns}).where(
-            sa.and_(*(dst.c[k] == src.c[k] for k in key)))
+        values = self._restored_values(src, target, key + columns)
+        stmt = sa.update(dst).values({c: values[c] for c in columns}).where(
+            sa.and_(*(dst.c[k] == values[k] for k in key)))
         return int(self.conn.execute(stmt).rowcount)
+
+    def _restored_values(self, src: sa.TableClause, target: TableRef,
+                         columns: builtins.list[str]) -> dict[str, sa.ColumnElement[Any]]:  # fmt: skip
+        """Each snapshot column as a value for the target's column of the same name.  On
+        PostgreSQL, where the two types differ (a user-defined type stored as text), the value is
+        cast to the target column's type — except into a built-in string type, where the
+        assignment cast keeps PostgreSQL's length check (an explicit cast would truncate)."""
+        values: dict[str, sa.ColumnElement[Any]] = {c: src.c[c] for c in columns}
+        if self.conn.dialect.name != "postgresql":
+            return values
+        stored = pg_column_types(self.conn, TableRef(src.name, src.schema))
+        wanted = pg_column_types(self.conn, target)
+        for c in columns:
+            have, want = stored.get(c), wanted.get(c)
+            if have is not None and want is not None and have[0] != want[0] and not want[2]:
+                values[c] = sa.cast(src.c[c], DeclaredType(want[0]))
+        return values
 
     def move_back(self, manifest: Manifest, snap: TableSnapshot, target: TableRef | None = None) -> None:
         """Put a moved (or copied) snapshot table back under its original name — O(1); the
@@ -337,6 +422,7 @@ class DatabaseStore:
             moved = prep.format_table(sa.table(snap.file, schema=schema))
             self.conn.exec_driver_sql(f"ALTER TABLE {moved} RENAME TO {prep.quote(target.name)}")
             self._restore_companion_names(snap, TableRef(target.name, schema))
+            self._restore_column_types(snap, TableRef(target.name, schema))
         self._restore_foreign_keys(snap, TableRef(target.name, target.schema))
         remaining = tuple(t for t in manifest.tables if t.file != snap.file)
         self.write_manifest(replace(manifest, tables=remaining, notes=(*manifest.notes,
@@ -360,6 +446,20 @@ class DatabaseStore:
                 candidates.add(m.group(1))
         back = {companion_name(snap.file, c): c for c in candidates}
         rename_companions(self.conn, target, snap.file, names=back.get)
+
+    def _restore_column_types(self, snap: TableSnapshot, target: TableRef) -> None:
+        """A copied snapshot stores columns of user-defined types as text (:meth:`copy_table_as`):
+        give a table moved back out of the backup the types its definition recorded."""
+        recorded = {str(c.get("name")): str(c.get("type") or "") for c in snap.definition.get("columns") or []}
+        prep = self.conn.dialect.identifier_preparer
+        table = prep.format_table(sa.table(target.name, schema=target.schema))
+        for column, (spec, _, _) in pg_column_types(self.conn, target).items():
+            want = recorded.get(column, "")
+            if spec != "text" or not want or want.lower() == "text":
+                continue
+            using = sa.cast(sa.column(column), DeclaredType(want)).compile(dialect=self.conn.dialect)
+            self.conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {prep.quote(column)} TYPE {want} "
+                                      f"USING {using}")  # fmt: skip
 
     def _restore_foreign_keys(self, snap: TableSnapshot, target: TableRef) -> None:
         """Recreate the foreign keys a move dropped (recorded in the snapshot's definition), and

@@ -10,7 +10,10 @@ tables are dropped (their definitions are in the manifest), so later drops of th
 tables work.  Where a real ``DROP TABLE`` would fail — views or foreign keys of other tables
 depend on it (PostgreSQL), or triggers stop a cross-database rename (MySQL) — the table is
 copied instead and the original drop runs, so the revision fails or succeeds exactly as it
-would without alembic-safety.
+would without alembic-safety.  A PostgreSQL table with a column of a user-defined type (enum,
+domain, citext, ...) is copied too: moved, it would keep the type alive, and the ``DROP TYPE``
+that usually follows the drop in the same revision would fail; the copy stores such columns as
+text (:func:`.dbstore.user_typed_columns`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from .. import _compat
 from ..sqlinfo import TableRef, analyze_sql
-from .dbstore import COPIED, MOVED, DatabaseStore
+from .dbstore import COPIED, MOVED, DatabaseStore, user_typed_columns
 from .manifest import Manifest
 from .policy import movable_sql_drop
 
@@ -62,6 +65,7 @@ class PlannedMove:
     columns: list[str]
     foreign_keys: list[dict[str, Any]]
     done: str = ""  # "", "moved", "copied"
+    blockers: list[str] = field(default_factory=list)  # why it was copied instead
 
 
 @dataclass
@@ -90,7 +94,10 @@ class Mover:
                 "UNION SELECT 'foreign key ' || conname || ' of ' || conrelid::regclass::text FROM pg_constraint "
                 "WHERE contype = 'f' AND confrelid = to_regclass(:t) AND conrelid <> confrelid"
             ), {"t": qualified})  # fmt: skip
-            return [r[0] for r in rows]
+            # a moved table keeps its column types: it would keep the types alive, and the
+            # revision's own DROP TYPE after the drop would fail — the copy stores them as text
+            typed = [f"column {c} uses type {t}" for c, t in user_typed_columns(conn, ref).items()]
+            return [r[0] for r in rows] + typed
         schema = ref.schema or conn.exec_driver_sql("SELECT DATABASE()").scalar_one()
         rows = conn.execute(sa.text(
             "SELECT CONCAT('foreign key ', constraint_name, ' of ', table_name) "
@@ -110,6 +117,7 @@ class Mover:
             # a real drop would fail (or cascade): copy the data, then let the real drop decide
             self.store.copy_table_as(plan.snapshot_name, ref, plan.columns, None)
             plan.done = "copied"
+            plan.blockers = blockers
             self.log.append(f"{ref.key}: copied, not moved ({'; '.join(blockers)})")
             return original()
         for fk in plan.foreign_keys:
@@ -235,7 +243,9 @@ def finish_moves(mover: Mover, manifest: Manifest) -> Manifest:
         elif plan.done == "copied":
             rows, checksum = mover.store.checksum(t.file, list(t.stored_columns))
             size = mover.store.table_bytes([t.file])
-            tables.append(replace(t, format=COPIED, rows=rows, checksum=checksum, bytes=size, raw_bytes=size))
+            why = (f"copied, not moved: {'; '.join(plan.blockers)}",) if plan.blockers else ()
+            tables.append(replace(t, format=COPIED, rows=rows, checksum=checksum, bytes=size, raw_bytes=size,
+                                  reasons=(*t.reasons, *why)))  # fmt: skip
     notes = tuple(f"{key} was dropped without passing through the move: it is NOT in this backup"
                   for key in lost)  # fmt: skip
     mover.lost = lost
