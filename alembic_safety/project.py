@@ -91,10 +91,12 @@ def with_database(project: Project, work: Callable[[sa.Connection, MigrationCont
         if context.connection is None:
             raise SafetyError("env.py ran in offline mode; alembic-safety needs a database connection")
         results.append(work(context.connection, context))
-        if (not context.impl.transactional_ddl and context.connection.in_transaction()
-                and not _compat.transaction_begun_by_env(context)):
-            # without transactional DDL, env.py's context.begin_transaction() is a no-op: commit
-            # what the work wrote (a catalogue row on MySQL), as a migration step would
+        per_step = bool(context.opts.get("transaction_per_migration"))
+        if ((not context.impl.transactional_ddl or per_step) and context.connection.in_transaction()
+                and not _compat.transaction_begun_by_env(context)):  # fmt: skip
+            # env.py's context.begin_transaction() is a no-op without transactional DDL, and with
+            # transaction_per_migration (transactions begin per step, and no step ran): commit
+            # what the work wrote (a backup, a catalogue row), as a migration step would
             context.connection.commit()
         return []
 

@@ -129,3 +129,19 @@ def test_nothing_at_risk_makes_no_backup_and_policy_none_disables(any_url: sa.UR
     ini = copy_example("shop", tmp_path / "shop", any_url, snapshot="none", store="files")
     alembic(ini, "upgrade", "head")
     assert backups_json(ini) == []
+
+
+@pytest.mark.parametrize("per_migration", ["false", "true"])
+def test_manual_backup_is_kept_whatever_transaction_mode_env_py_uses(any_url: sa.URL, tmp_path: Path,
+                                                                     per_migration: str) -> None:  # fmt: skip
+    """With transaction_per_migration, env.py's begin_transaction() begins nothing when no step
+    runs: a command's own writes (the database store's snapshot and catalogue row) must still be
+    committed, not rolled back when env.py closes the connection."""
+    ini = copy_example("shop", tmp_path / "shop", any_url)
+    alembic(ini, "-x", f"per_migration={per_migration}", "upgrade", "0001")
+    made = safety(ini, "-x", f"per_migration={per_migration}", "backup", "by-hand")
+    backup_id = made.stdout.split()[1].rstrip(":")
+    assert backup_id.endswith("by_hand")
+    listed = backups_json(ini)
+    assert [b["kind"] for b in listed if b["id"] == backup_id] == ["manual"], listed
+    safety(ini, "show", backup_id, "--verify")
