@@ -18,7 +18,7 @@ from alembic.autogenerate import produce_migrations
 from alembic.operations import ops as alembic_ops
 from alembic.runtime.migration import MigrationContext
 
-from .ops import Before, DownItem, Note, _portable_table
+from .ops import Before, DownItem, Note, _create_index, _portable_table
 from .schema import ObjectState, SchemaState
 from .sql import reverse_sql
 
@@ -83,7 +83,7 @@ def _table_ops(conn: sa.Connection, before: Before, post: SchemaState, version_t
                 rebuilt = _portable_table(table, before)
                 out.append(alembic_ops.CreateTableOp.from_table(rebuilt))
                 indexes = sorted(rebuilt.indexes, key=lambda i: str(i.name))
-                out += [alembic_ops.CreateIndexOp.from_index(i) for i in indexes]
+                out += [_create_index(i) for i in indexes]
                 continue
         out.append(op)
     return out

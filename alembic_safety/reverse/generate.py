@@ -104,10 +104,10 @@ def _describe(slot: source.Slot) -> str:
         source.MISSING: "no downgrade()", source.EMPTY: "downgrade() is pass",
         source.RAISES: "downgrade() only raises", source.STALE: "generated downgrade is stale (upgrade changed)",
         source.CURRENT: "generated downgrade is current",
-        source.EDITED: "generated block edited by hand: left alone" + (
+        source.EDITED: "generated block edited by hand" + (
             " (and the upgrade changed since: remove the markers and edit, or delete the block to regenerate)"
             if slot.edited_and_stale else ""),
-        source.HAND_WRITTEN: "hand-written downgrade: left alone (empty its body to generate one)",
+        source.HAND_WRITTEN: "hand-written downgrade (empty its body to have one generated)",
     }[slot.status]  # fmt: skip
 
 

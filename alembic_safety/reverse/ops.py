@@ -133,7 +133,9 @@ def _reverse_one(op: alembic_ops.MigrateOperation, before: Before, seen: _Seen, 
     if isinstance(op, alembic_ops.CreateTableCommentOp | alembic_ops.DropTableCommentOp):
         return _reverse_comment(table_name, schema, before)
     if isinstance(op, alembic_ops.BulkInsertOp):
-        return [Note("manual", f"the upgrade inserted {len(op.rows)} row(s) into {_key(table_name, schema)} with "
+        table = getattr(op.table, "name", None) or table_name
+        schema = getattr(op.table, "schema", None) or schema
+        return [Note("manual", f"the upgrade inserted {len(op.rows)} row(s) into {_key(table, schema)} with "
                                "bulk_insert; delete them here if the downgrade must remove them")]  # fmt: skip
     if isinstance(op, alembic_ops.ExecuteSQLOp):
         return _reverse_sql(op, before, recorded, index)
@@ -170,7 +172,7 @@ def _reverse_drop_table(op: alembic_ops.DropTableOp, before: Before, seen: _Seen
     rebuilt = _portable_table(table, before)
     out: list[DownItem] = [alembic_ops.CreateTableOp.from_table(rebuilt)]
     for index in sorted(rebuilt.indexes, key=lambda i: str(i.name)):
-        out.append(alembic_ops.CreateIndexOp.from_index(index))
+        out.append(_create_index(index))
     return out
 
 
@@ -201,7 +203,7 @@ def _implicitly_dropped(table: sa.Table, column: str, before: Before, seen: _See
     for index in sorted(table.indexes, key=lambda i: str(i.name)):
         names = {c.name for c in index.columns}
         if column in names and index.name not in after_index_names and str(index.name) not in seen.dropped_indexes:
-            out.append(alembic_ops.CreateIndexOp.from_index(index))
+            out.append(_create_index(index))
     for constraint in sorted(table.constraints, key=lambda c: str(c.name)):
         if isinstance(constraint, sa.PrimaryKeyConstraint) or constraint.name is None:
             continue
@@ -217,6 +219,12 @@ def _implicitly_dropped(table: sa.Table, column: str, before: Before, seen: _See
             continue
         out.append(_add_constraint_op(constraint))
     return out
+
+
+def _create_index(index: sa.Index) -> alembic_ops.CreateIndexOp:
+    op = alembic_ops.CreateIndexOp.from_index(index)
+    op.unique = bool(op.unique)  # SQLite reflects 1/0
+    return op
 
 
 def _add_constraint_op(constraint: Any) -> alembic_ops.AddConstraintOp:
@@ -308,7 +316,7 @@ def _reverse_drop_index(op: alembic_ops.DropIndexOp, table_name: str, schema: st
             continue
         for index in table.indexes:
             if index.name == name:
-                return [alembic_ops.CreateIndexOp.from_index(index)]
+                return [_create_index(index)]
         if before.dialect.name in ("mysql", "mariadb"):
             for constraint in table.constraints:
                 if isinstance(constraint, sa.UniqueConstraint) and constraint.name == name:
