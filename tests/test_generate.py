@@ -191,3 +191,26 @@ def test_generated_downgrade_round_trips(case: str, dialect: str, body: str, tmp
     safety(ini, "generate", *scratch_args(url))
     assert (tmp_path / "proj" / "migrations" / "versions" / "0002_change.py").read_text() == generated
     safety(ini, "generate", "--check")
+
+
+@pytest.mark.postgres
+def test_naming_convention_of_target_metadata_is_respected(pg_url: sa.URL, tmp_path: Path) -> None:
+    """An unnamed constraint gets its name from the project's naming convention: the generated
+    downgrade drops it by that name (read from the schema after the upgrade)."""
+    upgrade = ('op.create_unique_constraint(None, "orders", ["note"])\n'
+               'op.create_check_constraint("total_cap", "orders", "total < 1000000")')
+    ini = make_project(tmp_path, pg_url, upgrade, PG_BASE)
+    env = tmp_path / "proj" / "migrations" / "env.py"
+    env.write_text(env.read_text().replace("target_metadata = None", (
+        "import sqlalchemy as sa\ntarget_metadata = sa.MetaData(naming_convention={"
+        "'uq': 'uq_%(table_name)s_%(column_0_name)s', 'ck': 'ck_%(table_name)s_%(column_0_name)s'})")))
+    alembic(ini, "upgrade", "0001")
+    before = state_of(pg_url)
+    safety(ini, "generate", *scratch_args(pg_url))
+    text = (tmp_path / "proj" / "migrations" / "versions" / "0002_change.py").read_text()
+    assert "op.drop_constraint('uq_orders_note', 'orders', type_='unique')" in text
+    alembic(ini, "upgrade", "head")
+    assert {c["name"] for c in sa.inspect(sa.create_engine(pg_url)).get_unique_constraints("orders")} >= {
+        "uq_orders_note"}
+    alembic(ini, "downgrade", "0001")
+    assert diff(before, state_of(pg_url)) == ()
