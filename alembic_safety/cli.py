@@ -519,6 +519,89 @@ def monitor(ctx: click.Context, interval: float, count: int | None, scope: str) 
         sys.exit(worst)
 
 
+# -- rollback ----------------------------------------------------------------------------------
+@main.command()
+@click.argument("backup_id")
+@click.option("--mode", type=click.Choice(["merge", "replace"]), default="merge", show_default=True,
+              help="merge: put back what the revisions destroyed, keep what was written since; replace: the "
+                   "snapshotted tables and columns end exactly as in the backup.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (and its confirmation code); change nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--confirm", "confirm_code", metavar="CODE",
+              help="The confirmation code the plan shows (required without a terminal).")
+@click.pass_context
+def rollback(ctx: click.Context, backup_id: str, mode: str, dry_run: bool, fmt: str, confirm_code: str | None) -> None:
+    """Downgrade to the state before BACKUP_ID's revision and bring its data back (plan first:
+    --dry-run shows every step, what data is kept or lost, and the confirmation code)."""
+    from .errors import ConfirmationRequired
+    from .rollback import execute_rollback, plan_rollback
+
+    project = _project(ctx)
+    plan = plan_rollback(project, backup_id, mode)
+    def show_plan() -> None:
+        out.print(f"[bold]Rollback plan[/bold] for backup {plan.backup_id} ({plan.mode})", markup=True)
+        out.print(f"  database {plan.database}: {'+'.join(plan.current)} -> {plan.target or 'base'}, revisions "
+                  + ", ".join(r.revision + ("" if r.backup_id else " (no backup)") for r in plan.revisions)
+                  + " (newest first)", markup=False)  # fmt: skip
+        one = "PostgreSQL: steps 2-6 run in one transaction; any failure leaves the database as it is now"
+        out.print("  " + (one if plan.transactional else "not one transaction here: the rollback stops at the "
+                          "first failure"), markup=False)  # fmt: skip
+        for st in plan.steps:
+            out.print(f"  {st.order}. {st.action}" + (" [critical]" if st.critical else "") + f" (~{st.seconds} s)",
+                      markup=False)  # fmt: skip
+        out.print("  data:", markup=False)
+        for d in plan.data:
+            out.print(f"    {d.effect:<8} {d.table}: {d.detail}", markup=False)
+        for n in plan.notes:
+            out.print(f"  note: {n}", markup=False)
+        out.print(f"  estimated time: {plan.estimated_seconds} s", markup=False)
+        out.print(f"  confirmation code: [bold]{plan.confirmation_code}[/bold]")
+
+    if dry_run:
+        if fmt == "json":
+            out.print_json(json.dumps(plan.as_dict()))
+        else:
+            show_plan()
+            out.print("(dry run: nothing changed)")
+        return
+    if confirm_code is None:
+        if not sys.stdin.isatty():
+            _fail(str(ConfirmationRequired(
+                f"no terminal and no --confirm: nothing was changed; run 'alembic-safety rollback {plan.backup_id} "
+                "--dry-run' to see the plan and its code, then pass --confirm CODE")))
+        show_plan()
+        if not click.confirm("Do you understand what data is lost and what is kept (above)?", default=False):
+            _fail("rollback cancelled: nothing was changed")
+        if not click.confirm(f"Roll the database back to {plan.target or 'base'} now?", default=False):
+            _fail("rollback cancelled: nothing was changed")
+        confirm_code = str(click.prompt("Type the confirmation code shown in the plan", default="", show_default=False))
+    elif fmt == "text":
+        show_plan()
+    result = execute_rollback(project, plan, confirm_code)
+    if fmt == "json":
+        out.print_json(json.dumps(result.as_dict(), default=str))
+    else:
+        status = "[green]done[/green]" if result.ok else "[red]done, with problems[/red]"
+        out.print(f"\nrollback {status}: the database is at {result.revision or 'base'} ({result.seconds:.2f} s)")
+        out.print(f"pre-rollback backup: {result.pre_rollback_id or 'none'}", markup=False)
+        for step in result.steps:
+            out.print(f"  {step.order}. {step.kind}: {step.action} ({step.seconds} s)"
+                      + (f" — {step.detail}" if step.detail else ""), markup=False)  # fmt: skip
+        for c in result.converged:
+            out.print(f"  converged: {c}", markup=False)
+        for d in result.differences:
+            out.print(f"  [yellow]still differs[/yellow]: {d}")
+        for t in result.tables:
+            mark = "ok" if t.ok else "MISMATCH"
+            out.print(f"  {t.table}: {t.how}, {t.detail} [{mark}]", markup=False)
+        for f in result.findings:
+            out.print(f"  {f.severity} ", end="")
+            out.print(f.one_line(), markup=False)
+        out.print(f"incident report: {result.report_path}", markup=False)
+    if not result.ok:
+        sys.exit(1)
+
+
 # -- demo --------------------------------------------------------------------------------------
 @main.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),

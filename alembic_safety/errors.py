@@ -104,3 +104,19 @@ class CheckFailed(SafetyError):
         super().__init__(message)
         self.findings = findings
         self.backup_id = backup_id
+
+
+class ConfirmationRequired(SafetyError):
+    """A rollback was asked for without the confirmation code of its plan, or with a wrong one:
+    nothing was changed."""
+
+
+class RollbackFailed(SafetyError):
+    """A rollback stopped at a failing step.  ``pre_rollback_id`` is the backup of the state
+    before the rollback (None when none was taken); ``rolled_back`` says whether the database
+    undid every change (PostgreSQL) or may be partly rolled back (elsewhere)."""
+
+    def __init__(self, message: str, pre_rollback_id: str | None = None, rolled_back: bool = False) -> None:
+        super().__init__(message)
+        self.pre_rollback_id = pre_rollback_id
+        self.rolled_back = rolled_back
