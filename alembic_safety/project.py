@@ -90,7 +90,13 @@ def with_database(project: Project, work: Callable[[sa.Connection, MigrationCont
     def fn(rev: Any, context: MigrationContext) -> list[Any]:
         if context.connection is None:
             raise SafetyError("env.py ran in offline mode; alembic-safety needs a database connection")
-        results.append(work(context.connection, context))
+        try:
+            results.append(work(context.connection, context))
+        except sa.exc.DBAPIError as exc:
+            # connected: an error here is the database refusing a statement, not an outage
+            first = redact_text(str(getattr(exc, "orig", exc) or exc)).strip().splitlines()
+            raise SafetyError(f"the database refused a statement: {first[0] if first else type(exc).__name__}"
+                              ) from exc  # fmt: skip
         per_step = bool(context.opts.get("transaction_per_migration"))
         if ((not context.impl.transactional_ddl or per_step) and context.connection.in_transaction()
                 and not _compat.transaction_begun_by_env(context)):  # fmt: skip

@@ -145,3 +145,20 @@ def test_manual_backup_is_kept_whatever_transaction_mode_env_py_uses(any_url: sa
     listed = backups_json(ini)
     assert [b["kind"] for b in listed if b["id"] == backup_id] == ["manual"], listed
     safety(ini, "show", backup_id, "--verify")
+
+
+@pytest.mark.postgres
+def test_a_statement_the_database_refuses_is_not_called_an_outage(pg_url: sa.URL, tmp_path: Path) -> None:
+    ini = copy_example("shop", tmp_path / "shop", pg_url)
+    alembic(ini, "upgrade", "0001")
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as conn:  # a catalogue table that is not ours
+            conn.exec_driver_sql("CREATE SCHEMA alembic_safety")
+            conn.exec_driver_sql("CREATE TABLE alembic_safety.backups (x int)")
+    finally:
+        engine.dispose()
+    proc = safety(ini, "backups", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("alembic-safety: error: the database refused a statement"), proc.stderr
+    assert "cannot reach" not in proc.stderr and "Traceback" not in proc.stderr
