@@ -363,7 +363,8 @@ def _ws_outside_quotes(text: str) -> str:
 
 def canonical_sql(text: str, *, fold_case: bool = False) -> str:
     """A comparison form of a SQL fragment: whitespace outside quotes collapsed and dropped next
-    to punctuation, a trailing ``;`` removed, and (``fold_case``) letters outside quotes lowered."""
+    to punctuation, a trailing ``;`` removed, and (``fold_case``) letters outside quotes lowered
+    and plain identifiers unquoted (``"orders"`` is ``orders``)."""
     parts = _QUOTED.split(text.strip().rstrip(";").strip())
     out = []
     for i, p in enumerate(parts):
@@ -372,6 +373,8 @@ def canonical_sql(text: str, *, fold_case: bool = False) -> str:
             p = re.sub(r"\s*([(),;=<>+*/|-])\s*", r"\1", p)
             if fold_case:
                 p = p.lower()
+        elif fold_case and re.fullmatch(r'"[A-Za-z_][A-Za-z0-9_$]*"', p):
+            p = p[1:-1].lower()  # SQLite stores "orders" after a rename where orders was written
         out.append(p)
     return "".join(out).strip()
 
