@@ -114,3 +114,20 @@ def render_op_lines(op: Any, migration_context: MigrationContext, *, render_as_b
         printer.writeline(line)
     printer.close()
     return [line for line in buf.getvalue().splitlines() if line.strip()]
+
+
+# hooks.py keeps a revision's own upgrade()/downgrade() on its wrapper under this attribute
+WRAPPED_ATTRIBUTE = "__alembic_safety_original__"
+
+
+def own_function(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A revision's own function, not alembic-safety's wrapper around it (hooks.py)."""
+    inner = getattr(fn, WRAPPED_ATTRIBUTE, fn)
+    return inner if callable(inner) else fn
+
+
+def step_transaction(ctx: MigrationContext) -> Any:
+    """The transaction Alembic gives one migration step (``begin_transaction(_per_migration=True)``):
+    env.py's own transaction when it runs everything in one, else one begun and committed here
+    (``transaction_per_migration``, non-transactional DDL).  A context manager."""
+    return ctx.begin_transaction(_per_migration=True)

@@ -526,16 +526,22 @@ def monitor(ctx: click.Context, interval: float, count: int | None, scope: str) 
               help="merge: put back what the revisions destroyed, keep what was written since; replace: the "
                    "snapshotted tables and columns end exactly as in the backup.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (and its confirmation code); change nothing.")
+@click.option("--execute-in-transaction", is_flag=True,
+              help="With --dry-run, PostgreSQL only: run every step in one transaction, report what happened "
+                   "(rows restored, checks, comparison with the backup), then roll it all back.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--confirm", "confirm_code", metavar="CODE",
               help="The confirmation code the plan shows (required without a terminal).")
 @click.pass_context
-def rollback(ctx: click.Context, backup_id: str, mode: str, dry_run: bool, fmt: str, confirm_code: str | None) -> None:
+def rollback(ctx: click.Context, backup_id: str, mode: str, dry_run: bool, execute_in_transaction: bool, fmt: str,
+             confirm_code: str | None) -> None:  # fmt: skip
     """Downgrade to the state before BACKUP_ID's revision and bring its data back (plan first:
     --dry-run shows every step, what data is kept or lost, and the confirmation code)."""
     from .errors import ConfirmationRequired
-    from .rollback import execute_rollback, plan_rollback
+    from .rollback import execute_rollback, plan_rollback, rehearse_rollback
 
+    if execute_in_transaction and not dry_run:
+        _fail("--execute-in-transaction is a kind of --dry-run: pass both (nothing is changed)")
     project = _project(ctx)
     plan = plan_rollback(project, backup_id, mode)
     def show_plan() -> None:
@@ -557,6 +563,20 @@ def rollback(ctx: click.Context, backup_id: str, mode: str, dry_run: bool, fmt: 
         out.print(f"  estimated time: {plan.estimated_seconds} s", markup=False)
         out.print(f"  confirmation code: [bold]{plan.confirmation_code}[/bold]")
 
+    if dry_run and execute_in_transaction:
+        if not plan.transactional:
+            _fail(f"--dry-run --execute-in-transaction needs transactional DDL (PostgreSQL); {plan.dialect} "
+                  "commits DDL as it runs, so it could not be undone: use --dry-run alone")
+        if fmt == "text":
+            show_plan()
+        rehearsed = rehearse_rollback(project, plan)
+        if fmt == "json":
+            out.print_json(json.dumps(rehearsed.as_dict(), default=str))
+        else:
+            _print_rollback_result(rehearsed)
+        if not rehearsed.ok:
+            sys.exit(1)
+        return
     if dry_run:
         if fmt == "json":
             out.print_json(json.dumps(plan.as_dict()))
@@ -581,25 +601,38 @@ def rollback(ctx: click.Context, backup_id: str, mode: str, dry_run: bool, fmt: 
     if fmt == "json":
         out.print_json(json.dumps(result.as_dict(), default=str))
     else:
+        _print_rollback_result(result)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _print_rollback_result(result: Any) -> None:
+    if result.dry_run:
+        status = "[green]would succeed[/green]" if result.ok else "[red]would end with problems[/red]"
+        out.print(f"\ndry run in one transaction: the rollback {status}; it would leave the database at "
+                  f"{result.revision or 'base'} ({result.seconds:.2f} s)")  # fmt: skip
+    else:
         status = "[green]done[/green]" if result.ok else "[red]done, with problems[/red]"
         out.print(f"\nrollback {status}: the database is at {result.revision or 'base'} ({result.seconds:.2f} s)")
         out.print(f"pre-rollback backup: {result.pre_rollback_id or 'none'}", markup=False)
-        for step in result.steps:
-            out.print(f"  {step.order}. {step.kind}: {step.action} ({step.seconds} s)"
-                      + (f" — {step.detail}" if step.detail else ""), markup=False)  # fmt: skip
-        for c in result.converged:
-            out.print(f"  converged: {c}", markup=False)
-        for d in result.differences:
-            out.print(f"  [yellow]still differs[/yellow]: {d}")
-        for t in result.tables:
-            mark = "ok" if t.ok else "MISMATCH"
-            out.print(f"  {t.table}: {t.how}, {t.detail} [{mark}]", markup=False)
-        for f in result.findings:
-            out.print(f"  {f.severity} ", end="")
-            out.print(f.one_line(), markup=False)
+    for step in result.steps:
+        out.print(f"  {step.order}. {step.kind}: {step.action} ({step.seconds} s)"
+                  + (f" — {step.detail}" if step.detail else ""), markup=False)  # fmt: skip
+    for c in result.converged:
+        out.print(f"  converged: {c}", markup=False)
+    for d in result.differences:
+        out.print(f"  [yellow]still differs[/yellow]: {d}")
+    for t in result.tables:
+        mark = "ok" if t.ok else "MISMATCH"
+        counts = f"{t.inserted} inserted, {t.updated} updated, {t.deleted} deleted; " if result.dry_run else ""
+        out.print(f"  {t.table}: {t.how}, {counts}{t.detail} [{mark}]", markup=False)
+    for f in result.findings:
+        out.print(f"  {f.severity} ", end="")
+        out.print(f.one_line(), markup=False)
+    if result.dry_run:
+        out.print("(dry run: every change was rolled back; nothing changed)")
+    else:
         out.print(f"incident report: {result.report_path}", markup=False)
-    if not result.ok:
-        sys.exit(1)
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -607,7 +640,8 @@ def rollback(ctx: click.Context, backup_id: str, mode: str, dry_run: bool, fmt: 
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Build the demo project here (kept) instead of a temporary folder.")
 def demo(directory: Path | None) -> None:
-    """The whole story on an embedded SQLite: a destructive revision, snapshotted and verified."""
+    """The whole story on an embedded SQLite: a destructive revision, snapshotted, verified, and
+    rolled back with its data (checksum for checksum)."""
     from .demo import run_demo
 
     def tell(folder: Path) -> None:
@@ -639,10 +673,30 @@ def demo(directory: Path | None) -> None:
                   + ("[green]every checksum matches[/green]" if ok else "[red]CHECKSUM MISMATCH[/red]"))
         out.print("   The phone numbers read back from the snapshot equal the destroyed ones: "
                   + ("[green]yes[/green]" if result.digest_match else "[red]NO[/red]"))
-        out.print("\nIn plain words: the revision dropped a column, deleted rows and dropped a table, and "
-                  "every value it destroyed is in a checksummed backup that names the revision.")
+        rb = result.rollback
+        out.print(f"\n6. `alembic-safety rollback {r.id} --confirm {rb.plan.confirmation_code}` "
+                  f"({rb.plan.mode}): the database is at {rb.revision or 'base'} again "
+                  + ("[green]ok[/green]" if rb.ok else "[red]with problems[/red]"))
+        for change in rb.converged:
+            out.print(f"   converged: {change}", markup=False)
+        for outcome in rb.tables:
+            out.print(f"   {outcome.table}: {outcome.how}, {outcome.detail}", markup=False)
+        out.print("   Checksums (sha256 of each table's rows in primary-key order), before the risky revision "
+                  "and after the rollback:")
+        for table, was in result.before.items():
+            now = result.after.get(table)
+            same = now == was
+            out.print(f"   - {table}: {was.rows} rows {was.sha256[:16]}… before, "
+                      + (f"{now.rows} rows {now.sha256[:16]}… after: " if now else "missing after: ")
+                      + ("[green]same[/green]" if same else "[red]DIFFERENT[/red]"))
+        out.print("   The data is back, checksum for checksum: "
+                  + ("[green]yes[/green]" if result.data_back else "[red]NO[/red]"))
+        out.print("\nIn plain words: the revision dropped a column, deleted rows and dropped a table; every value "
+                  "it destroyed was in a checksummed backup that names the revision, and `rollback` put it all back.")
         if not (ok and result.digest_match):
             _fail("the demo's backup did not verify", 1)
+        if not (rb.ok and result.data_back):
+            _fail("the demo's rollback did not bring the data back checksum for checksum", 1)
 
     if directory is not None:
         tell(directory)

@@ -42,6 +42,7 @@ from .snapshot.dbstore import MOVED, DatabaseStore
 from .snapshot.manifest import Manifest
 from .snapshot.moves import Mover, PlannedMove, drops_become_moves, finish_moves
 from .snapshot.policy import SnapshotRequest, is_pure_drop, plan_snapshot, risks_of
+from .snapshot.poststate import keep_snapshot_keys, record_post_state
 from .snapshot.reflect import SAFETY_SCHEMA, LiveCatalog
 from .snapshot.store import new_backup_id
 from .sqlinfo import TableRef
@@ -80,9 +81,10 @@ BeforeStepHook = Callable[["SafetySession", MigrationContext, StepStart], None]
 AfterStepHook = Callable[["SafetySession", MigrationContext, StepInfo], None]
 # Called inside the step's transaction, after the step and the version update, before commit.
 # Raising refuses the step (the transaction rolls back where the database allows it).
-# The integrity checks (alembic_safety.checks) are registered here.
-BEFORE_STEP_HOOKS: list[BeforeStepHook] = [checks_before_step]
-AFTER_STEP_HOOKS: list[AfterStepHook] = [checks_after_step]
+# The integrity checks (alembic_safety.checks) are registered here, then the post-step state of
+# UPDATE-type snapshots (alembic_safety.snapshot.poststate; rollback --mode merge compares with it).
+BEFORE_STEP_HOOKS: list[BeforeStepHook] = [checks_before_step, keep_snapshot_keys]
+AFTER_STEP_HOOKS: list[AfterStepHook] = [checks_after_step, record_post_state]
 
 _SESSIONS: weakref.WeakKeyDictionary[MigrationContext, SafetySession] = weakref.WeakKeyDictionary()
 _WRAPPED = "__alembic_safety_original__"

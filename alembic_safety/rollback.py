@@ -25,6 +25,7 @@ naming that backup.  This module never prints; ``cli.py`` renders what it return
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -59,9 +60,10 @@ from .rollback_plan import (
     RollbackStep,
     rollback_run_steps,
 )
-from .snapshot import throughput
+from .snapshot import poststate, throughput
 from .snapshot.backup import BackupRequest, database_store, take_backup
 from .snapshot.dbstore import MOVED, DatabaseStore
+from .snapshot.fastload import bulk_reload
 from .snapshot.manifest import Manifest, TableSnapshot
 from .snapshot.policy import SnapshotRequest, risks_of
 from .snapshot.reflect import LiveCatalog
@@ -71,7 +73,6 @@ from .sqlinfo import TableRef
 
 MODES = ("merge", "replace")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed by hand
-_WRAPPED = "__alembic_safety_original__"  # hooks.py keeps a revision's own function here
 STAGING_PREFIX = "alembic_safety_restore_"
 
 
@@ -172,8 +173,7 @@ def _stores(conn: sa.Connection, project: Project) -> _Stores:
 def _own(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A revision's own function, not alembic-safety's wrapper (so the rollback's downgrades
     are not snapshotted again: the pre-rollback backup already holds what they change)."""
-    inner = getattr(fn, _WRAPPED, fn)
-    return inner if callable(inner) else fn
+    return _compat.own_function(fn)
 
 
 def _down(script: Script) -> str | None:
@@ -271,6 +271,8 @@ def _gather(project: Project, conn: sa.Connection, mctx: MigrationContext, backu
                     total_bytes += max(t.raw_bytes, 0)
                     seconds += max(t.raw_bytes, 0) / rate
                 data += _data_effects(conn, t, mode, exists)
+                data += [DataEffect(t.key, effect, detail) for effect, detail
+                         in poststate.plan_effects(conn, stores.holder(manifest), manifest, t, mode)]  # fmt: skip
         revisions.append(RevisionRollback(s.revision, down, manifest.id if manifest else None,
                                           "own" if usable else "empty",
                                           tuple(r.key for r in restored + moved)))  # fmt: skip
@@ -348,7 +350,7 @@ def _data_effects(conn: sa.Connection, t: TableSnapshot, mode: str, exists: bool
     else:
         out.append(DataEffect(t.key, "kept", f"rows written since the backup stay (the table has {now} rows now, "
                               f"the backup {rows})"))  # fmt: skip
-        if _is_update(t):
+        if _is_update(t) and not poststate.wants_post(t):  # with a post-step state: poststate.plan_effects
             out.append(DataEffect(t.key, "lost", "rows the revision updated get their old values back; a change made "
                                   "to them since the deploy is overwritten (no post-step state is recorded) "
                                   "and reported"))  # fmt: skip
@@ -385,12 +387,15 @@ class TableOutcome:
     matching: int = -1  # backup rows now in the table exactly as in the backup (-1: not compared)
     ok: bool = True
     detail: str = ""
+    changed_since: int = 0  # merge: rows changed again since the deploy (post-step state), kept
+    changed_since_keys: tuple[str, ...] = ()  # a sample of their keys
 
     def as_dict(self) -> dict[str, Any]:
         return {"table": self.table, "backup_id": self.backup_id, "how": self.how,
                 "rows_in_backup": self.rows_in_backup, "inserted": self.inserted, "updated": self.updated,
                 "deleted": self.deleted, "conflicts": self.conflicts, "overwritten": self.overwritten,
-                "matching": self.matching, "ok": self.ok, "detail": self.detail}  # fmt: skip
+                "matching": self.matching, "ok": self.ok, "detail": self.detail,
+                "changed_since": self.changed_since, "changed_since_keys": list(self.changed_since_keys)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -418,6 +423,7 @@ class RollbackResult:
     differences: tuple[str, ...]  # what still differs from the recorded definitions
     report_path: str
     seconds: float
+    dry_run: bool = False  # --dry-run --execute-in-transaction: ran, then rolled back; nothing changed
 
     @property
     def ok(self) -> bool:
@@ -429,7 +435,7 @@ class RollbackResult:
                 "tables": [t.as_dict() for t in self.tables], "findings": [f.as_dict() for f in self.findings],
                 "steps": [s.as_dict() for s in self.steps], "converged": list(self.converged),
                 "differences": list(self.differences), "report": self.report_path,
-                "seconds": round(self.seconds, 3)}  # fmt: skip
+                "seconds": round(self.seconds, 3), "dry_run": self.dry_run}  # fmt: skip
 
 
 # -- execution -----------------------------------------------------------------------------------
@@ -451,6 +457,7 @@ class _Run:
     restored_refs: list[TableRef] = field(default_factory=list)
     revision: str | None = None
     commit: Callable[[], None] | None = None  # where DDL commits as it runs: commit after each step
+    rehearsal: bool = False  # --dry-run --execute-in-transaction: everything is rolled back at the end
     _order: int = 0
 
     @contextmanager
@@ -523,7 +530,7 @@ def _failure_message(run: _Run, exc: BaseException) -> str:
 def _in_transaction(mctx: MigrationContext, fn: Callable[[], None]) -> None:
     """Run ``fn`` in the transaction alembic gives one migration step: env.py's own
     transaction, or one committed at the end (non-transactional DDL, transaction_per_migration)."""
-    with mctx.begin_transaction(_per_migration=True):
+    with _compat.step_transaction(mctx):
         fn()
 
 
@@ -558,6 +565,7 @@ def _prepare(run: _Run, conn: sa.Connection, mctx: MigrationContext, facts: _Fac
         for manifest in facts.manifests.values():
             store = stores.holder(manifest)
             results = store.verify(manifest) if isinstance(store, DatabaseStore) else verify_backup(store, manifest)
+            results += poststate.verify(store, manifest, conn.dialect.name)
             bad = [r for r in results if not r.ok]
             if bad:
                 raise BackupCorrupt(f"backup {manifest.id} failed verification ({bad[0].table}: {bad[0].detail})")
@@ -575,9 +583,13 @@ def _prepare(run: _Run, conn: sa.Connection, mctx: MigrationContext, facts: _Fac
             protect=frozenset(m.id for m in facts.manifests.values()),
         )  # fmt: skip
         db = stores.db
+        if run.rehearsal and db is None:
+            detail.append(f"dry run: not taken (the files store is outside the transaction); {len(refs)} table(s)")
+            return
         if db is not None:
             db.ensure()
-        audit = AuditLog(run.project.config.audit_path, db.record_event if db is not None else None)
+        audit = run.audit if run.rehearsal else AuditLog(run.project.config.audit_path,
+                                                         db.record_event if db is not None else None)  # fmt: skip
         taken = take_backup(conn, request, run.project.config, audit=audit, db=db, catalog=catalog)
         if taken is not None:
             run.pre_rollback_id = taken.id
@@ -597,6 +609,9 @@ def _restore(run: _Run, conn: sa.Connection, mctx: MigrationContext, facts: _Fac
     for part in run.plan.revisions:
         script = script_dir.get_revision(part.revision)
         assert script is not None
+        # merge: rows changed again since the deploy are held before the downgrade touches them
+        mine = facts.manifests.get(part.revision)
+        holds = poststate.hold_changed(conn, stores.holder(mine), mine, run.plan.mode) if mine else poststate.Holds()
         before = _live_columns(conn)
         with run.doing(DOWNGRADE, f"downgrade {part.revision} -> {part.down_revision or 'base'}") as detail:
             fn = getattr(script.module, "downgrade", None)
@@ -621,15 +636,17 @@ def _restore(run: _Run, conn: sa.Connection, mctx: MigrationContext, facts: _Fac
                     run.tables.append(TableOutcome(t.key, manifest.id, "moved back", t.rows, matching=t.rows))
                     run.restored_refs.append(ref)
                     continue
-                run.tables.append(_restore_table(conn, store, manifest, t, run.plan.mode, before))
+                run.tables.append(holds.apply(conn, t, _restore_table(conn, store, manifest, t, run.plan.mode, before)))
                 run.restored_refs.append(ref)
         _set_not_null(run, conn, ops, not_null)
     run.revision = run.plan.target
     if run.restored_refs:
         with run.doing(SEQUENCES, "reset sequences behind the restored keys") as detail:
-            detail += _reset_sequences(conn, run.restored_refs)
+            detail += _reset_sequences(conn, run.restored_refs, apply=not run.rehearsal)
     with run.doing(CHECKS, "integrity checks and comparison with the backups") as detail:
         ctx = full_context(conn, mctx, run.project.config, script_dir, "full")
+        # restored under session_replication_role = replica: the database did not check them
+        ctx = dataclasses.replace(ctx, unverified=frozenset(r.key for r in run.restored_refs))
         checked = run_checks(ctx)
         run.findings = list(checked.findings)
         detail.append(f"{len(checked.ran)} check(s), {len(checked.errors)} error(s), "
@@ -708,14 +725,37 @@ def _converge(run: _Run, conn: sa.Connection, ops: Operations, store: DatabaseSt
         for col in t.definition.get("columns") or []:
             if col["name"] in live:
                 if col["name"] in (t.columns or ()) and _type_text(conn, live[col["name"]]) != str(col["type"]):
-                    run.differences.append(f"{t.key}.{col['name']}: type {_type_text(conn, live[col['name']])}, "
-                                           f"recorded {col['type']}")  # fmt: skip
+                    _convert_type(run, conn, ops, t, col, live[col["name"]])
                 continue
             ops.add_column(t.name, _column_from(col, nullable=True), schema=t.schema)
             run.converged.append(f"{t.key}: column {col['name']} re-added ({col['type']})")
             if not col.get("nullable", True):
                 not_null.append((ref, col))
     return moved_back, not_null
+
+
+def _convert_type(run: _Run, conn: sa.Connection, ops: Operations, t: TableSnapshot, col: dict[str, Any],
+                  live: Any) -> None:  # fmt: skip
+    """Change a column the revisions retyped (narrowed) back to its recorded type before its
+    values come back: the backup holds the column's old values for every row it took, so the
+    cast only has to carry rows written since (PostgreSQL: ``USING col::type``; a value that
+    does not cast fails the step, and the transaction puts everything back)."""
+    name, spec, now = str(col["name"]), str(col["type"]), _type_text(conn, live)
+    kw: dict[str, Any] = {"existing_type": live["type"], "existing_nullable": bool(live.get("nullable", True))}
+    if live.get("default") is not None:
+        kw["existing_server_default"] = sa.text(str(live["default"]))
+    if live.get("comment"):
+        kw["existing_comment"] = live["comment"]
+    if live.get("autoincrement") is True:
+        kw["existing_autoincrement"] = True
+    if conn.dialect.name == "postgresql":
+        kw["postgresql_using"] = f"CAST({conn.dialect.identifier_preparer.quote(name)} AS {spec})"
+    if conn.dialect.name == "sqlite":
+        with ops.batch_alter_table(t.name, schema=t.schema) as batch:
+            batch.alter_column(name, type_=_DeclaredType(spec), **kw)
+    else:
+        ops.alter_column(t.name, name, type_=_DeclaredType(spec), schema=t.schema, **kw)
+    run.converged.append(f"{t.key}: column {name} back to {spec} (was {now}); its values come from the backup")
 
 
 def _type_text(conn: sa.Connection, col: Any) -> str:
@@ -842,6 +882,13 @@ def _restore_table(conn: sa.Connection, store: DatabaseStore | FileStore, manife
             inserted = int(conn.execute(dst.insert().from_select(stored, sa.select(*src.c))).rowcount)
             return TableOutcome(t.key, manifest.id, "restored (no primary key: replaced whole)", in_backup,
                                 inserted=inserted, deleted=deleted, matching=-1)  # fmt: skip
+        # PostgreSQL, the table to end exactly as the snapshot: load the bare table, rebuild (fastload.py)
+        fast = bulk_reload(conn, src_ref, ref, stored, key, mode=mode, whole=whole_rows and full_columns)
+        if fast is not None:
+            return TableOutcome(t.key, manifest.id, "restored" if existed else "re-created and restored", in_backup,
+                                fast.added, fast.updated, fast.deleted, 0, fast.updated, fast.inserted,
+                                fast.ok and fast.inserted == in_backup, f"{fast.inserted} of {in_backup} backup "
+                                f"row(s) now exactly as in the backup; {fast.detail()}")  # fmt: skip
         present_differing = int(conn.execute(
             sa.select(sa.func.count()).select_from(s.join(d, _key_match(s, d, key)))
             .where(_differs(s, d, [c for c in cols if c not in re_added]))).scalar_one())  # fmt: skip
@@ -881,9 +928,10 @@ def _restore_table(conn: sa.Connection, store: DatabaseStore | FileStore, manife
                         matching, ok, detail)  # fmt: skip
 
 
-def _reset_sequences(conn: sa.Connection, tables: Sequence[TableRef]) -> list[str]:
+def _reset_sequences(conn: sa.Connection, tables: Sequence[TableRef], apply: bool = True) -> list[str]:
     """PostgreSQL: move each owned sequence past the largest restored value (restores insert
-    explicit keys; MySQL/MariaDB and SQLite move their counters themselves)."""
+    explicit keys; MySQL/MariaDB and SQLite move their counters themselves).  ``apply=False``
+    (a rehearsal) only says which would move: setval() is never rolled back."""
     if conn.dialect.name != "postgresql":
         return [f"{conn.dialect.name} moves its auto-increment counters itself"]
     prep = conn.dialect.identifier_preparer
@@ -898,8 +946,9 @@ def _reset_sequences(conn: sa.Connection, tables: Sequence[TableRef]) -> list[st
             top = conn.execute(sa.select(sa.func.max(c))).scalar()
             last = conn.execute(sa.text("SELECT pg_sequence_last_value(CAST(:s AS regclass))"), {"s": seq}).scalar()
             if top is not None and (last is None or int(top) > int(last)):
-                conn.execute(sa.select(sa.func.setval(seq, int(top))))
-                done.append(f"{seq} -> {int(top)}")
+                if apply:
+                    conn.execute(sa.select(sa.func.setval(seq, int(top))))
+                done.append(f"{seq} -> {int(top)}" if apply else f"{seq} would move to {int(top)}")
     return done or ["no sequence behind"]
 
 
@@ -920,5 +969,62 @@ def _write_report(run: _Run, failed: str | None) -> Path:
     return path
 
 
+# -- the rehearsal: --dry-run --execute-in-transaction --------------------------------------------
+class _Rehearsed(Exception):
+    """Raised once a rehearsal ran every step, so the transaction around it rolls back."""
+
+
+class _Unrecorded(AuditLog):
+    """A rehearsal's audit: its events are kept in memory (nothing it did persists, so nothing
+    is logged as done); one ``rollback_rehearsed`` event is written at the end."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.events: list[dict[str, Any]] = []
+
+    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {"ts": isoformat(utcnow()), "event": event, **fields}
+        self.events.append(record)
+        return record
+
+
+def rehearse_rollback(project: Project, plan: RollbackPlan) -> RollbackResult:
+    """Run every step of ``plan`` inside one PostgreSQL transaction and roll it back: what the
+    rollback would do (rows restored per table, checks, comparison with the backups) with
+    nothing changed.  Needs transactional DDL; no confirmation code (nothing changes), no
+    incident report.  Sequences are not moved (setval() is never rolled back): the result says
+    which would move.  With the files store the pre-rollback backup is not taken."""
+    if not plan.transactional:
+        raise UsageError(f"--dry-run --execute-in-transaction needs transactional DDL (PostgreSQL); "
+                         f"{plan.dialect} commits DDL as it runs, so the rehearsal could not be undone; "
+                         "use --dry-run alone")  # fmt: skip
+    run = _Run(project, plan, _Unrecorded(project.config.audit_path), rehearsal=True)
+
+    def work(conn: sa.Connection, mctx: MigrationContext) -> None:
+        def body() -> None:
+            _everything(run, conn, mctx)
+            raise _Rehearsed  # out through env.py's transaction: everything above is rolled back
+
+        _in_transaction(mctx, body)
+
+    try:
+        with_database(project, work)
+    except _Rehearsed:
+        pass
+    except (ConfirmationRequired, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        if isinstance(exc, BackupCorrupt):
+            raise BackupCorrupt(f"{exc.message}; the dry run was refused, nothing was changed") from exc
+        raise RollbackFailed(f"dry run: {_failure_message(run, exc)}", None, True) from exc
+    result = RollbackResult(plan, None, run.revision, tuple(run.tables), tuple(run.findings),
+                            tuple(run.log), tuple(run.converged), tuple(run.differences), "",
+                            time.monotonic() - run.started, dry_run=True)  # fmt: skip
+    project.audit.write("rollback_rehearsed", backup_id=plan.backup_id, mode=plan.mode, ok=result.ok,
+                        tables=[t.as_dict() for t in run.tables], findings=[f.code for f in run.findings],
+                        seconds=round(result.seconds, 3))  # fmt: skip
+    return result
+
+
 __all__ = ["MODES", "DataEffect", "RevisionRollback", "RollbackPlan", "RollbackResult", "TableOutcome",
-           "confirmation_code", "execute_rollback", "plan_rollback"]  # fmt: skip
+           "confirmation_code", "execute_rollback", "plan_rollback", "rehearse_rollback"]  # fmt: skip

@@ -90,6 +90,12 @@ class CheckContext:
     step: StepFacts | None = None
     migration: MigrationContext | None = None
     script: ScriptDirectory | None = None
+    # tables whose rows were written with foreign-key enforcement off (a rollback's restore under
+    # session_replication_role = replica): their foreign keys, both ways, are checked row by row
+    unverified: frozenset[str] = frozenset()
+
+    def was_unverified(self, ref: TableRef) -> bool:
+        return ref.key in self.unverified or ref.name in self.unverified
 
     @property
     def dialect(self) -> str:

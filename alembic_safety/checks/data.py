@@ -81,7 +81,10 @@ class ForeignKeyOrphans(Check):
     def run(self, ctx: CheckContext) -> Iterable[CheckFinding]:
         scope = None if ctx.scope == "full" else ctx.tables
         for fk in ctx.catalog.foreign_keys(scope):
-            if fk.untrusted is None or not fk.columns or len(fk.columns) != len(fk.referred_columns):
+            untrusted = fk.untrusted
+            if untrusted is None and (ctx.was_unverified(fk.table) or ctx.was_unverified(fk.referred)):
+                untrusted = "rows were restored with foreign-key enforcement off"
+            if untrusted is None or not fk.columns or len(fk.columns) != len(fk.referred_columns):
                 continue
             if ctx.catalog.resolve(fk.referred) is None:
                 yield self.finding(f"foreign key {fk.name or '(unnamed)'} refers to {fk.referred.key}, which does "
@@ -102,7 +105,7 @@ class ForeignKeyOrphans(Check):
                 cols, rcols = ", ".join(fk.columns), ", ".join(fk.referred_columns)
                 yield self.finding(
                     f"{found.text()} of {fk.table.key}({cols}) have no match in {fk.referred.key}({rcols}) "
-                    f"(foreign key {fk.name or '(unnamed)'}: {fk.untrusted})", fk.table, found.sample)
+                    f"(foreign key {fk.name or '(unnamed)'}: {untrusted})", fk.table, found.sample)
 
 
 class NullInNotNull(Check):

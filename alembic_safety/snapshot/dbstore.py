@@ -41,6 +41,7 @@ from .restore import VerifyResult, judge
 from .store import IncompleteBackup
 
 SNAPSHOT_TABLE = re.compile(r"^b[0-9]{8}t[0-9]{12}z_[0-9]{3}$")
+POST_TABLE = re.compile(r"^b[0-9]{8}t[0-9]{12}z_[0-9]{3}_post$")  # a snapshot's post-step state (.poststate)
 PENDING = "pending"  # checksum of a moved table not computed yet (the move is O(1))
 COPIED = "table"  # format: CREATE TABLE ... AS SELECT
 MOVED = "moved"  # format: the dropped table itself, moved into the snapshot schema
@@ -57,20 +58,22 @@ def snapshot_table_name(backup_id: str, index: int) -> str:
 
 
 class CreateTableAs(Executable, ClauseElement):
-    """``CREATE TABLE <target> AS <select>`` (compiled by the connection's dialect)."""
+    """``CREATE [TEMPORARY] TABLE <target> AS <select>`` (compiled by the connection's dialect)."""
 
     inherit_cache = False
 
-    def __init__(self, target: sa.TableClause, select: sa.Select[Any]) -> None:
+    def __init__(self, target: sa.TableClause, select: sa.Select[Any], *, temporary: bool = False) -> None:
         self.target = target
         self.select = select
+        self.temporary = temporary
 
 
 @compiles(CreateTableAs)
 def _compile_ctas(element: CreateTableAs, compiler: SQLCompiler, **kw: Any) -> str:
     target = compiler.preparer.format_table(element.target)
     kw["literal_binds"] = True
-    return f"CREATE TABLE {target} AS {compiler.process(element.select, **kw)}"
+    temporary = "TEMPORARY " if element.temporary else ""
+    return f"CREATE {temporary}TABLE {target} AS {compiler.process(element.select, **kw)}"
 
 
 def _is_mysql(conn: sa.Connection) -> bool:
@@ -120,6 +123,24 @@ def user_typed_columns(conn: sa.Connection, ref: TableRef) -> dict[str, str]:
     if conn.dialect.name != "postgresql":
         return {}
     return {c: spec for c, (spec, builtin, _) in pg_column_types(conn, ref).items() if not builtin}
+
+
+def restore_casts(conn: sa.Connection, source: TableRef, target: TableRef,
+                  columns: builtins.list[str]) -> dict[str, str]:  # fmt: skip
+    """PostgreSQL: ``{column: target type}`` of the columns whose snapshot value must be cast to
+    the target column's type (a user-defined type stored as text) — except into a built-in
+    string type, where the assignment cast keeps PostgreSQL's length check (an explicit cast
+    would truncate).  {} elsewhere."""
+    if conn.dialect.name != "postgresql":
+        return {}
+    stored = pg_column_types(conn, source)
+    wanted = pg_column_types(conn, target)
+    out: dict[str, str] = {}
+    for c in columns:
+        have, want = stored.get(c), wanted.get(c)
+        if have is not None and want is not None and have[0] != want[0] and not want[2]:
+            out[c] = want[0]
+    return out
 
 
 class DatabaseStore:
@@ -285,6 +306,12 @@ class DatabaseStore:
             return []
         return [n for n in sa.inspect(self.conn).get_table_names(schema=self.schema) if SNAPSHOT_TABLE.match(n)]
 
+    def post_tables(self) -> builtins.list[str]:
+        """The post-step state tables (``<snapshot table>_post``, :mod:`.poststate`)."""
+        if self.schema not in sa.inspect(self.conn).get_schema_names():
+            return []
+        return [n for n in sa.inspect(self.conn).get_table_names(schema=self.schema) if POST_TABLE.match(n)]
+
     def incomplete(self) -> builtins.list[IncompleteBackup]:
         """Snapshot tables no catalogue row names (a MySQL/MariaDB backup killed half-way)."""
         if not self.exists():
@@ -336,10 +363,11 @@ class DatabaseStore:
         if exists is not None:
             manifest = self.get(backup_id)
             names = [t.file for t in manifest.tables if SNAPSHOT_TABLE.match(t.file)]
-        # plus any table of the same backup no catalogue row names (an interrupted one)
+        # plus any table of the same backup no catalogue row names (an interrupted one), and the
+        # post-step states of its snapshot tables
         prefix = snapshot_table_name(backup_id, 0)[:-3]
-        names = sorted(set(names) | {n for n in self.snapshot_tables() if n.startswith(prefix)})
-        freed = self.table_bytes([n for n in names if n in set(self.snapshot_tables())])
+        names = sorted(set(names) | {n for n in self.snapshot_tables() + self.post_tables() if n.startswith(prefix)})
+        freed = self.table_bytes([n for n in names if n in set(self.snapshot_tables() + self.post_tables())])
         for name in names:
             self.conn.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema=self.schema), if_exists=True))
         self.conn.execute(self.backups.delete().where(self.backups.c.id == backup_id))
@@ -396,14 +424,8 @@ class DatabaseStore:
         cast to the target column's type — except into a built-in string type, where the
         assignment cast keeps PostgreSQL's length check (an explicit cast would truncate)."""
         values: dict[str, sa.ColumnElement[Any]] = {c: src.c[c] for c in columns}
-        if self.conn.dialect.name != "postgresql":
-            return values
-        stored = pg_column_types(self.conn, TableRef(src.name, src.schema))
-        wanted = pg_column_types(self.conn, target)
-        for c in columns:
-            have, want = stored.get(c), wanted.get(c)
-            if have is not None and want is not None and have[0] != want[0] and not want[2]:
-                values[c] = sa.cast(src.c[c], DeclaredType(want[0]))
+        for c, spec in restore_casts(self.conn, TableRef(src.name, src.schema), target, columns).items():
+            values[c] = sa.cast(src.c[c], DeclaredType(spec))
         return values
 
     def move_back(self, manifest: Manifest, snap: TableSnapshot, target: TableRef | None = None) -> None:

@@ -168,7 +168,8 @@ class GenericEngine:
         if order_by:
             query = query.order_by(*(t.c[c] for c in order_by))
         rows = 0
-        result = conn.execution_options(yield_per=INSERT_BATCH).execute(query)
+        result = conn.execute(query, execution_options={"yield_per": INSERT_BATCH})  # per query: on the
+        # connection, execution_options() would change it in place for the rest of the migration
         try:
             for partition in result.partitions():
                 for row in partition:

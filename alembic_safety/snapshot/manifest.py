@@ -14,10 +14,27 @@ KINDS = ("pre-revision", "manual", "pre-rollback")
 _ID = re.compile(r"^[0-9]{8}T[0-9]{12}Z(-[A-Za-z0-9_]+)*$")
 _FILE = re.compile(r"^[0-9]{3,6}\.[a-z-]+\.zst$")  # a data file in the backup's folder
 _SNAPSHOT_TABLE = re.compile(r"^b[0-9]{8}t[0-9]{12}z_[0-9]{3}$")  # a table in the snapshot schema
+_POST_TABLE = re.compile(r"^b[0-9]{8}t[0-9]{12}z_[0-9]{3}_post$")  # its post-step state (database store)
 
 
 def valid_backup_id(value: str) -> bool:
     return bool(_ID.match(value))
+
+
+@dataclass(frozen=True)
+class PostState:
+    """The state an UPDATE-type step left the snapshotted rows in: one digest per primary key of
+    ``columns`` (the affected columns that still exist after the step), recorded right after the
+    step inside its transaction (:mod:`.poststate`).  ``file`` is a companion of the snapshot:
+    a table ``<snapshot table>_post`` (database store) or a file ``NNN.post-digest.zst`` (files
+    store, checksummed like the data files)."""
+
+    file: str
+    columns: tuple[str, ...]
+    method: str  # how the digest is computed: "md5-row" | "md5-concat" | "md5-codec"
+    rows: int
+    checksum: str
+    bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,7 @@ class TableSnapshot:
     stored_columns: tuple[str, ...] = ()  # the columns in the data file, in order
     reasons: tuple[str, ...] = ()
     definition: dict[str, Any] = field(default_factory=dict, compare=False)
+    post: PostState | None = None  # None: no post-step state recorded (older backups, other risks)
 
     @property
     def key(self) -> str:
@@ -166,4 +184,15 @@ def _table_from(data: dict[str, Any], where: str) -> TableSnapshot:
         stored_columns=tuple(str(c) for c in data.get("stored_columns", ())),
         reasons=tuple(str(r) for r in data.get("reasons", ())),
         definition=dict(data.get("definition") or {}),
+        post=_post_from(data.get("post"), where),
     )
+
+
+def _post_from(data: Any, where: str) -> PostState | None:
+    if data is None:
+        return None
+    file = str(data["file"])
+    if not (_FILE.match(file) or _POST_TABLE.match(file)):
+        raise BackupCorrupt(f"{where}: manifest names a post-step state outside the backup ({file!r})")
+    return PostState(file=file, columns=tuple(str(c) for c in data["columns"]), method=str(data["method"]),
+                     rows=int(data["rows"]), checksum=str(data["checksum"]), bytes=int(data.get("bytes", 0)))

@@ -27,6 +27,7 @@ from .manifest import Manifest, valid_backup_id
 MANIFEST = "manifest.json"
 IN_PROGRESS = ".inprogress"
 _NAME_PART = re.compile(r"[^A-Za-z0-9_]+")
+POST_FILE = re.compile(r"^[0-9]{3,6}\.post-digest\.zst$")  # a post-step state (snapshot.poststate)
 STALE_FOREIGN_HOST = timedelta(hours=24)
 
 
@@ -248,9 +249,39 @@ class FileStore:
             return None
 
     def extra_files(self, manifest: Manifest) -> builtins.list[str]:
-        known = {t.file for t in manifest.tables} | {MANIFEST}
+        """Files the manifest does not name.  A post-step state file it does not name is not
+        one: its recording was interrupted before the manifest named it, and it is unused."""
+        known = {t.file for t in manifest.tables} | {t.post.file for t in manifest.tables if t.post} | {MANIFEST}
         folder = self.root / manifest.id
-        return sorted(p.name for p in folder.iterdir() if p.name not in known)
+        return sorted(p.name for p in folder.iterdir() if p.name not in known and not POST_FILE.match(p.name))
+
+    # -- companions written after the backup (the post-step state) ---------------------------
+    def open_companion(self, manifest: Manifest, name: str) -> BinaryIO:
+        """A new file in a complete backup's folder (0600, never overwriting); the manifest names
+        it once :meth:`rewrite_manifest` ran."""
+        if not POST_FILE.match(name):
+            raise SafetyError(f"not a companion file name: {name!r}")
+        fd = os.open(self.root / manifest.id / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.fdopen(fd, "wb")
+
+    def remove_companion(self, manifest: Manifest, name: str) -> None:
+        if POST_FILE.match(name):
+            with suppress(FileNotFoundError):
+                (self.root / manifest.id / name).unlink()
+
+    def rewrite_manifest(self, manifest: Manifest) -> None:
+        """Replace a complete backup's manifest atomically (temp file, fsync, rename)."""
+        folder = self.root / manifest.id
+        if not (folder / MANIFEST).is_file():
+            raise BackupNotFound(manifest.id)
+        tmp = folder / (MANIFEST + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as mf:
+            mf.write(manifest.to_json())
+            mf.flush()
+            os.fsync(mf.fileno())
+        os.replace(tmp, folder / MANIFEST)
+        _fsync_dir(folder)
 
     def delete(self, backup_id: str) -> int:
         """Remove one backup folder; returns the bytes freed."""
