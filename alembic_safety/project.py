@@ -8,7 +8,7 @@ env.py, async engines and multidb setups included.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +36,7 @@ from .snapshot.streams import COMPRESSION, HASH_ALGORITHM, SnapshotSink
 from .sqlinfo import TableRef
 
 T = TypeVar("T")
+S = TypeVar("S", bound="BackupStore | DatabaseStore")
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,9 @@ def with_stores(project: Project, work: StoreWork[T]) -> T:
     return with_database(project, on_db)[0]
 
 
-def _find(stores: list[AnyStore], backup_id: str) -> tuple[AnyStore, Manifest]:
+def find_backup(stores: Sequence[S], backup_id: str) -> tuple[S, Manifest]:
+    """The store holding ``backup_id`` and its manifest; an ambiguous, incomplete or malformed id
+    is an error at once, an id no store holds is BackupNotFound."""
     missing: BackupNotFound | None = None
     for store in stores:
         try:
@@ -216,12 +219,12 @@ def list_backups(project: Project) -> tuple[list[Manifest], list[IncompleteBacku
 
 
 def show_backup(project: Project, backup_id: str) -> Manifest:
-    return with_stores(project, lambda stores, conn, ctx: _find(stores, backup_id)[1])
+    return with_stores(project, lambda stores, conn, ctx: find_backup(stores, backup_id)[1])
 
 
 def verify(project: Project, backup_id: str) -> tuple[Manifest, list[VerifyResult]]:
     def work(stores: list[AnyStore], conn: Any, ctx: Any) -> tuple[Manifest, list[VerifyResult]]:
-        store, manifest = _find(stores, backup_id)
+        store, manifest = find_backup(stores, backup_id)
         results = store.verify(manifest) if isinstance(store, DatabaseStore) else verify_backup(store, manifest)
         return manifest, results
 
@@ -329,7 +332,7 @@ def export_backup(project: Project, backup_id: str, to: Path | None = None) -> t
     after verifying it; streamed, compressed and checksummed like any file snapshot."""
 
     def work(stores: list[AnyStore], conn: Any, ctx: Any) -> tuple[Manifest, Path]:
-        store, manifest = _find(stores, backup_id)
+        store, manifest = find_backup(stores, backup_id)
         if not isinstance(store, DatabaseStore):
             raise SafetyError(f"backup {manifest.id} is already in the files store ({project.config.backup_dir})")
         bad = [r for r in store.verify(manifest) if not r.ok]

@@ -44,8 +44,9 @@ from . import _compat, templating
 from .audit import AuditLog, isoformat, redact_url, utcnow
 from .checks import CheckFinding, run_checks
 from .checks.step import full_context
-from .errors import BackupCorrupt, BackupNotFound, ConfirmationRequired, RollbackFailed, SafetyError, UsageError
-from .project import Project, with_database
+from .errors import BackupCorrupt, ConfirmationRequired, RollbackFailed, SafetyError, UsageError
+from .notify import notify
+from .project import Project, find_backup, with_database
 from .record import record
 from .rollback_plan import (
     CHECKS,
@@ -62,7 +63,7 @@ from .rollback_plan import (
 )
 from .snapshot import poststate, throughput
 from .snapshot.backup import BackupRequest, database_store, take_backup
-from .snapshot.dbstore import MOVED, DatabaseStore
+from .snapshot.dbstore import MOVED, DatabaseStore, DeclaredType
 from .snapshot.fastload import bulk_reload
 from .snapshot.manifest import Manifest, TableSnapshot
 from .snapshot.policy import SnapshotRequest, risks_of
@@ -151,15 +152,9 @@ class _Stores:
         return sorted(out, key=lambda m: m.id, reverse=True)
 
     def find(self, backup_id: str) -> tuple[DatabaseStore | FileStore, Manifest]:
-        missing: BackupNotFound | None = None
-        for store in ([self.db] if self.db is not None else []) + [self.files]:
-            try:
-                return store, store.get(backup_id)
-            except BackupNotFound as exc:
-                if "ambiguous" in str(exc) or "incomplete" in str(exc) or "not a backup id" in str(exc):
-                    raise
-                missing = missing or exc
-        raise missing or BackupNotFound(backup_id)
+        stores: list[DatabaseStore | FileStore] = [*([self.db] if self.db is not None else []), self.files]
+        store, manifest = find_backup(stores, backup_id)
+        return store, manifest
 
     def holder(self, manifest: Manifest) -> DatabaseStore | FileStore:
         return self.db if manifest.store == "database" and self.db is not None else self.files
@@ -499,6 +494,9 @@ def execute_rollback(project: Project, plan: RollbackPlan, confirm_code: str | N
         path = _write_report(run, failed=message)
         audit.write("rollback_failed", backup_id=plan.backup_id, step=run.step, error=message,
                     pre_rollback_id=run.pre_rollback_id, rolled_back=plan.transactional, report=str(path))  # fmt: skip
+        notify(project.config, "rollback_failed", f"alembic-safety: rollback of {plan.backup_id} FAILED at step "
+               f"{run.step}: {message}", audit, backup_id=plan.backup_id, error=message,
+               pre_rollback_id=run.pre_rollback_id, rolled_back=plan.transactional)  # fmt: skip
         if isinstance(exc, KeyboardInterrupt):
             raise
         if isinstance(exc, BackupCorrupt):
@@ -512,6 +510,10 @@ def execute_rollback(project: Project, plan: RollbackPlan, confirm_code: str | N
                 pre_rollback_id=run.pre_rollback_id, revision=run.revision,
                 tables=[t.as_dict() for t in run.tables], findings=[f.code for f in run.findings],
                 seconds=round(result.seconds, 3), report=str(path))  # fmt: skip
+    notify(project.config, "rollback_completed", f"alembic-safety: rollback of {plan.backup_id} "
+           f"{'done' if result.ok else 'done, WITH PROBLEMS'}: the database is at {run.revision or 'base'}",
+           audit, backup_id=plan.backup_id, mode=plan.mode, ok=result.ok, revision=run.revision,
+           pre_rollback_id=run.pre_rollback_id)  # fmt: skip
     return result
 
 
@@ -678,21 +680,9 @@ def _has(before: dict[TableRef, set[str]], conn: sa.Connection, ref: TableRef) -
 _NotNull = tuple[TableRef, dict[str, Any]]  # a re-added column to make NOT NULL after the restore
 
 
-class _DeclaredType(sa.types.UserDefinedType[Any]):
-    """A column type given as the DDL text the manifest recorded (``numeric(12, 2)``)."""
-
-    cache_ok = True
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.spec
-
-
 def _column_from(defn: dict[str, Any], nullable: bool | None = None) -> sa.Column[Any]:
     default = defn.get("default")
-    return sa.Column(str(defn["name"]), _DeclaredType(str(defn["type"])),
+    return sa.Column(str(defn["name"]), DeclaredType(str(defn["type"])),
                      nullable=bool(defn.get("nullable", True)) if nullable is None else nullable,
                      server_default=sa.text(str(default)) if default is not None else None)  # fmt: skip
 
@@ -752,9 +742,9 @@ def _convert_type(run: _Run, conn: sa.Connection, ops: Operations, t: TableSnaps
         kw["postgresql_using"] = f"CAST({conn.dialect.identifier_preparer.quote(name)} AS {spec})"
     if conn.dialect.name == "sqlite":
         with ops.batch_alter_table(t.name, schema=t.schema) as batch:
-            batch.alter_column(name, type_=_DeclaredType(spec), **kw)
+            batch.alter_column(name, type_=DeclaredType(spec), **kw)
     else:
-        ops.alter_column(t.name, name, type_=_DeclaredType(spec), schema=t.schema, **kw)
+        ops.alter_column(t.name, name, type_=DeclaredType(spec), schema=t.schema, **kw)
     run.converged.append(f"{t.key}: column {name} back to {spec} (was {now}); its values come from the backup")
 
 
@@ -792,9 +782,9 @@ def _set_not_null(run: _Run, conn: sa.Connection, ops: Operations, columns: list
         default = col.get("default")
         if conn.dialect.name == "sqlite":
             with ops.batch_alter_table(ref.name, schema=ref.schema) as batch:
-                batch.alter_column(col["name"], nullable=False, existing_type=_DeclaredType(str(col["type"])))
+                batch.alter_column(col["name"], nullable=False, existing_type=DeclaredType(str(col["type"])))
         else:
-            ops.alter_column(ref.name, col["name"], nullable=False, existing_type=_DeclaredType(str(col["type"])),
+            ops.alter_column(ref.name, col["name"], nullable=False, existing_type=DeclaredType(str(col["type"])),
                              existing_server_default=sa.text(str(default)) if default is not None else None,
                              schema=ref.schema)  # fmt: skip
         run.converged.append(f"{ref.key}: column {col['name']} NOT NULL again")
@@ -839,7 +829,7 @@ def _source(conn: sa.Connection, store: DatabaseStore | FileStore, manifest: Man
     if missing:
         raise BackupCorrupt(f"backup {manifest.id}: {t.key} has no recorded type for {', '.join(missing)}")
     name = f"{STAGING_PREFIX}{index:03d}"
-    staging = sa.Table(name, sa.MetaData(), *(sa.Column(c, _DeclaredType(types[c])) for c in t.stored_columns))
+    staging = sa.Table(name, sa.MetaData(), *(sa.Column(c, DeclaredType(types[c])) for c in t.stored_columns))
     staging.drop(conn, checkfirst=True)  # left by a rollback that stopped part-way (not PostgreSQL)
     staging.create(conn)
     restore_table(conn, store, manifest, t, TableRef(name, None))
