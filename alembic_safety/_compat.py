@@ -131,3 +131,12 @@ def step_transaction(ctx: MigrationContext) -> Any:
     env.py's own transaction when it runs everything in one, else one begun and committed here
     (``transaction_per_migration``, non-transactional DDL).  A context manager."""
     return ctx.begin_transaction(_per_migration=True)
+
+
+def migration_steps(script: Any, target: str, current: Any, upgrade: bool) -> Any:
+    """The steps ``command.upgrade``/``command.downgrade`` hand to env.py's ``run_migrations``,
+    computed on an already loaded ScriptDirectory: a caller running many commands (verify)
+    loads the revision files once instead of once per command."""
+    if upgrade:
+        return script._upgrade_revs(target, current)
+    return script._downgrade_revs(target, current)

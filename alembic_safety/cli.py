@@ -384,43 +384,31 @@ def generate(ctx: click.Context, revisions: tuple[str, ...], url: str | None, ch
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file instead of printing it.")
+@click.option("--events", "n_events", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the latest audit events to include.")
 @click.pass_context
-def status(ctx: click.Context, fmt: str) -> None:
-    """Current and head revisions, pending revisions, latest backups and events."""
-    st = lib.status(_project(ctx))
+def status(ctx: click.Context, fmt: str, out_file: Path | None, n_events: int) -> None:
+    """The status report: current and head revisions, pending revisions and their highest risk,
+    backups, the last health result, recent events and the recommended next steps."""
+    from .report import render_status, status_report
+
+    project = _project(ctx)
+    report = status_report(project, n_events=n_events)
     if fmt == "json":
-        click.echo(json.dumps({
-            "current": list(st.current) if st.current is not None else None,
-            "heads": list(st.heads), "pending": st.pending, "database_error": st.database_error,
-            "backup_dir": st.backup_dir, "store": st.store, "snapshot_bytes": st.snapshot_bytes,
-            "backups": [m.summary() for m in st.backups],
-            "incomplete_backups": [{"id": i.id, "reason": i.reason} for i in st.incomplete],
-            "events": list(st.events),
-        }, indent=2, default=str))  # fmt: skip
+        text = json.dumps(report.as_dict(), indent=2, default=str) + "\n"
     else:
-        cur = "unknown" if st.current is None else (", ".join(st.current) or "base (empty)")
-        out.print(f"[bold]current[/bold]  {cur}")
-        out.print(f"[bold]heads[/bold]    {', '.join(st.heads) or '-'}")
-        if st.pending is not None:
-            out.print(f"[bold]pending[/bold]  {st.pending} revision(s)")
-        where = st.backup_dir if st.store == "files" else (
-            f"in the database ({_human(st.snapshot_bytes)} of snapshot tables) and {st.backup_dir}")
-        out.print("[bold]backups[/bold]  ", end="")
-        out.print(where, markup=False)
-        if st.backups:
-            out.print(_table_of_backups(st.backups))
-        for i in st.incomplete:
-            out.print(f"  [yellow]incomplete[/yellow] {i.id}: {i.reason}")
-        if st.events:
-            out.print("[bold]recent events[/bold]")
-            for e in st.events:
-                detail = " ".join(
-                    f"{k}={v}" for k, v in e.items() if k not in ("ts", "event") and v not in (None, [], "")
-                )
-                out.print(f"  {e.get('ts')}  {e.get('event')}  {detail}", markup=False)
-    if st.database_error:
-        _fail(st.database_error)
+        text = render_status(project, report, fmt)
+    text = redact_text(text)
+    if out_file is not None:
+        out_file.write_text(text, encoding="utf-8")
+        out.print(f"status report written to {out_file}", markup=False)
+    else:
+        click.echo(text, nl=False)
+    if report.status.database_error:
+        _fail(report.status.database_error)
 
 
 # -- health / monitor ----------------------------------------------------------------------------
@@ -432,8 +420,11 @@ def status(ctx: click.Context, fmt: str) -> None:
 def health(ctx: click.Context, scope: str, fmt: str) -> None:
     """Integrity checks over the whole database plus operational facts; exit 1 on an error finding."""
     from .health import health as run_health
+    from .health import record_health
 
-    report = run_health(_project(ctx), scope)
+    project = _project(ctx)
+    report = run_health(project, scope)
+    record_health(project, report)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
@@ -633,6 +624,92 @@ def _print_rollback_result(result: Any) -> None:
         out.print("(dry run: every change was rolled back; nothing changed)")
     else:
         out.print(f"incident report: {result.report_path}", markup=False)
+
+
+# -- docs / emergency --------------------------------------------------------------------------
+@main.command()
+@click.option("--out", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the runbooks (default: rollback/ beside the versions folder).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; exit 1 listing every missing, stale or extra file (for CI).")
+@click.pass_context
+def docs(ctx: click.Context, folder: Path | None, check_only: bool) -> None:
+    """Write a rollback runbook per revision (<revision>_<slug>_rollback.md) and
+    EMERGENCY_ROLLBACK_PLAN.md; deterministic, so they diff cleanly in review."""
+    from .runbook import check_docs, write_docs
+
+    project = _project(ctx)
+    if check_only:
+        result = check_docs(project, folder)
+        if result.ok:
+            out.print(f"the runbooks in {result.folder} are current", markup=False)
+            return
+        for what, names in (("missing", result.missing), ("stale", result.stale), ("extra", result.extra)):
+            for name in names:
+                click.echo(f"{what}: {result.folder / name}")
+        click.echo(f"alembic-safety: the runbooks in {result.folder} are not current; run 'alembic-safety docs'",
+                   err=True)  # fmt: skip
+        sys.exit(1)
+    written = write_docs(project, folder)
+    for name in written.written:
+        out.print(f"written   {written.folder / name}", markup=False)
+    for name in written.removed:
+        out.print(f"removed   {written.folder / name} (its revision is gone)", markup=False)
+    out.print(f"{len(written.written)} written, {len(written.unchanged)} unchanged, {len(written.removed)} removed "
+              f"in {written.folder}", markup=False)  # fmt: skip
+
+
+@main.command()
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the plan to this file instead of printing it.")
+@click.pass_context
+def emergency(ctx: click.Context, out_file: Path | None) -> None:
+    """The emergency rollback plan for this project: incident steps with its real commands, the
+    current head and the newest backups."""
+    from .runbook import render_emergency
+
+    text = redact_text(render_emergency(_project(ctx)))
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(text, encoding="utf-8")
+    out.print(f"emergency plan written to {out_file}", markup=False)
+
+
+# -- verify ------------------------------------------------------------------------------------
+@main.command()
+@click.argument("range_", metavar="[RANGE]", required=False)
+@click.option("--url", metavar="SCRATCH_URL",
+              help="Server for a temporary scratch database (never the project's own); default: scratch_url, or "
+                   "a temporary SQLite file for SQLite projects.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--seed-rows", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Generated rows per table before each revision.")
+@click.option("--verbose", is_flag=True, help="Show the time each revision took.")
+@click.pass_context
+def verify(ctx: click.Context, range_: str | None, url: str | None, fmt: str, seed_rows: int, verbose: bool) -> None:
+    """Round-trip every revision (or RANGE) on a scratch database: upgrade with snapshots, downgrade,
+    compare schema and data, restore through rollback, upgrade again; exit 1 on any failure."""
+    from . import verify as lib_verify
+
+    with err.status("verifying on a scratch database ...") as spinner:
+        def progress(v: Any) -> None:
+            if verbose:
+                err.print(f"{v.revision}  {v.verdict}  {v.seconds:.2f}s", markup=False)
+            spinner.update(f"verified {v.revision} ...")
+
+        report = lib_verify.verify(_project(ctx), range_, url=url, seed_rows=seed_rows, progress=progress)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    elif fmt == "markdown":
+        click.echo(lib_verify.render_markdown(report, verbose), nl=False)
+    else:
+        click.echo(lib_verify.render_text(report, verbose), nl=False)
+    if report.failed:
+        failed = ", ".join(r.revision for r in report.revisions if r.failed)
+        click.echo(f"alembic-safety: revisions that cannot be undone cleanly: {failed}", err=True)
+        sys.exit(1)
 
 
 # -- demo --------------------------------------------------------------------------------------

@@ -80,6 +80,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("check_sample_rows", "5", "offending rows shown per check finding"),
     Setting("long_transaction", "5min", "health: a transaction open longer than this is reported"),
+    Setting(
+        "templates_dir", "",
+        "a folder of your own copies of the docs/emergency/status templates (same names), tried before the "
+        "shipped ones; relative to this file",
+    ),
+    Setting("stop_app_command", "", "the command that stops the application, quoted in the emergency plan"),
+    Setting("maintenance_command", "", "the command that turns maintenance mode on, quoted in the emergency plan"),
+    Setting(
+        "notify_url", "",
+        "a webhook (Slack-compatible) that receives a JSON event on a refused step, a rollback and a failed "
+        "health check",
+    ),
 )
 KEYS = frozenset(s.key for s in SETTINGS)
 DEFAULTS = {s.key: s.default for s in SETTINGS}
@@ -118,6 +130,10 @@ class SafetyConfig:
     check_exact_rows: int = 100_000
     check_sample_rows: int = 5
     long_transaction: float = 300.0
+    templates_dir: Path | None = None
+    stop_app_command: str = ""
+    maintenance_command: str = ""
+    notify_url: str = ""
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def store_for(self, dialect_name: str) -> str:
@@ -208,6 +224,21 @@ def parse_policies(value: str, key: str, origin: str) -> tuple[tuple[str, str], 
     return tuple(out)
 
 
+def parse_url(value: str, key: str, origin: str) -> str:
+    v = value.strip()
+    if v and not re.match(r"^https?://[^\s/]+", v):
+        raise ConfigError(f"{key} = {value!r} ({origin}) must be an http:// or https:// URL (or empty)")
+    return v
+
+
+def _relative(value: str, here: Path) -> Path | None:
+    v = value.strip()
+    if not v:
+        return None
+    path = Path(v).expanduser()
+    return path if path.is_absolute() else here / path
+
+
 def parse_list(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.replace("\n", ",").split(",") if p.strip())
 
@@ -270,6 +301,10 @@ def load_config(
         check_sample_rows=parse_int(*get("check_sample_rows"), 1, 1000),
         long_transaction=parse_duration(*get("long_transaction")),
         scratch_url=raw["scratch_url"][0].strip(),
+        templates_dir=_relative(raw["templates_dir"][0], here),
+        stop_app_command=raw["stop_app_command"][0].strip(),
+        maintenance_command=raw["maintenance_command"][0].strip(),
+        notify_url=parse_url(*get("notify_url")),
         sources={k: origin for k, (_, origin) in raw.items()},
     )
 

@@ -103,6 +103,25 @@ def health(project: Project, scope: str = "full") -> HealthReport:
     return HealthReport(status, findings, facts, checked_at)
 
 
+def _notify_failed(project: Project, report: HealthReport | None, error: str | None, where: str) -> None:
+    from .notify import notify
+
+    errors = [f.one_line() for f in report.findings if f.severity == "error"] if report is not None else []
+    text = (f"alembic-safety {where}: health check failed: {len(errors)} error(s): " + "; ".join(errors[:3])
+            if report is not None else f"alembic-safety {where}: health check could not run: {error}")  # fmt: skip
+    notify(project.config, "health_failed", text, project.audit, status=report.status if report else "unreachable",
+           findings=errors, error=error, checked_at=report.checked_at if report else None)  # fmt: skip
+
+
+def record_health(project: Project, report: HealthReport) -> None:
+    """Keep the result of a one-off ``health`` in the audit log (``status`` shows the last one)
+    and notify ``notify_url`` when it failed."""
+    project.audit.write("health", round=None, status=report.status, exit_code=report.exit_code, error=None,
+                        findings=[f"{f.code} {f.table or ''}".strip() for f in report.findings])  # fmt: skip
+    if report.status == "failed":
+        _notify_failed(project, report, None, "health")
+
+
 @dataclass(frozen=True)
 class Round:
     """One monitor round: its report (or why it could not run) and what changed since the last."""
@@ -130,6 +149,7 @@ def monitor(project: Project, interval_minutes: float, count: int | None, stop: 
     round is appended to the audit log (event ``health``)."""
     previous: dict[tuple[str, str | None, str], CheckFinding] = {}
     number = 0
+    last_code = 0
     while not stop.is_set():
         number += 1
         report: HealthReport | None = None
@@ -151,6 +171,9 @@ def monitor(project: Project, interval_minutes: float, count: int | None, stop: 
         project.audit.write("health", round=number, status=rnd.status, exit_code=code, error=error,
                             findings=[f"{f.code} {f.table or ''}".strip() for f in (report.findings if report else ())],
                             new=len(new), resolved=len(resolved))  # fmt: skip
+        if code and (last_code == 0 or new):  # a round turned bad, or got worse: tell once, not every round
+            _notify_failed(project, report, error, f"monitor round {number}")
+        last_code = code
         yield rnd
         if count is not None and number >= count:
             break

@@ -238,11 +238,16 @@ def _static_dialect(project: Project) -> tuple[sa.Dialect, list[str]]:
     return fallback, ["the database dialect (no usable sqlalchemy.url): analysed as PostgreSQL"]
 
 
-def analyse(project: Project, range_: str | None = None) -> Plan:
-    """Plan the revisions in ``range_`` (default: pending ones, current -> heads)."""
+def analyse(project: Project, range_: str | None = None, *, live: bool = True) -> Plan:
+    """Plan the revisions in ``range_`` (default: pending ones, current -> heads).  ``live=False``
+    never connects: the plan depends on the code alone (the runbooks use it, so they only
+    change when a revision does)."""
     script = project.script()
+    if not live:
+        dialect, unknown = _static_dialect(project)
+        return _build(project, _revisions(script, range_, None), dialect, risk.NoFacts(), None, None, unknown)
 
-    def live(conn: sa.Connection, ctx: MigrationContext) -> Plan:
+    def on_db(conn: sa.Connection, ctx: MigrationContext) -> Plan:
         current = tuple(ctx.get_current_heads())
         revisions = _revisions(script, range_, current)
         catalog = LiveCatalog(conn, version_table=ctx.version_table, version_schema=ctx.version_table_schema,
@@ -251,7 +256,7 @@ def analyse(project: Project, range_: str | None = None) -> Plan:
         return _build(project, revisions, conn.dialect, facts, catalog, conn, [])
 
     try:
-        return with_database(project, live)[0]
+        return with_database(project, on_db)[0]
     except DatabaseUnavailable as exc:
         dialect, unknown = _static_dialect(project)
         revisions = _revisions(script, range_, None)

@@ -148,6 +148,10 @@ def checks_after_step(session: SafetySession, mctx: MigrationContext, info: Step
                         revision_from=info.revision_from, revision_to=info.revision_to, run_id=session.run_id,
                         backup_id=info.backup.id if info.backup else None,
                         findings=[f.as_dict() for f in run.errors], message=message)  # fmt: skip
+    from ..notify import notify
+
+    notify(config, "step_refused", message, session.audit, revision=info.revision, direction=info.direction,
+           backup_id=info.backup.id if info.backup else None, findings=[f.one_line() for f in run.errors])  # fmt: skip
     raise CheckFailed(message, run.errors, info.backup.id if info.backup else None)
 
 
