@@ -63,7 +63,7 @@ from .rollback_plan import (
 )
 from .snapshot import poststate, throughput
 from .snapshot.backup import BackupRequest, database_store, take_backup
-from .snapshot.dbstore import MOVED, DatabaseStore, DeclaredType
+from .snapshot.dbstore import MOVED, DatabaseStore, DeclaredType, restore_casts
 from .snapshot.fastload import bulk_reload
 from .snapshot.manifest import Manifest, TableSnapshot
 from .snapshot.policy import SnapshotRequest, risks_of
@@ -860,9 +860,14 @@ def _restore_table(conn: sa.Connection, store: DatabaseStore | FileStore, manife
     with _source(conn, store, manifest, t, index) as src_ref:
         src = sa.table(src_ref.name, *(sa.column(c) for c in stored), schema=src_ref.schema)
         dst = sa.table(t.name, *(sa.column(c) for c in stored), schema=t.schema)
+        in_backup = int(conn.execute(sa.select(sa.func.count()).select_from(src)).scalar_one())
+        # the snapshot's values as the live columns' types (a user-defined type is stored as text)
+        casts = restore_casts(conn, src_ref, ref, stored) if conn.dialect.name == "postgresql" else {}
+        if casts:
+            src = sa.select(*((sa.cast(src.c[c], DeclaredType(casts[c])) if c in casts else src.c[c]).label(c)
+                              for c in stored)).subquery("snapshot")  # type: ignore[assignment]  # fmt: skip
         d = dst.alias("d")
         s = src.alias("s")
-        in_backup = int(conn.execute(sa.select(sa.func.count()).select_from(src)).scalar_one())
         if in_backup != t.rows and t.rows >= 0:
             raise BackupCorrupt(f"backup {manifest.id}: {t.key} holds {in_backup} rows, its manifest says {t.rows}")
         inserted = updated = deleted = conflicts = overwritten = 0

@@ -157,3 +157,25 @@ def test_export_and_import_of_a_backup_with_user_typed_columns(pg_url: sa.URL, t
     assert moods["rows"] == 30
     assert _rows(engine, _snapshot(moods)) == before
     assert safety(ini, "show", b["id"], "--verify").returncode == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["merge", "replace"])
+def test_rollback_restores_user_typed_columns_of_an_update(pg_url: sa.URL, tmp_path: Path, mode: str) -> None:
+    """An UPDATE of an enum (and domain, and enum[]) column: the snapshot holds the values as
+    text; the rollback compares and writes them back as the live columns' types."""
+    update = ('    op.execute("UPDATE moods SET kind = \'sad\', score = 7, '
+              'history = ARRAY[\'so-so\']::swing[] WHERE id > 10")')
+    ini = _project(tmp_path, pg_url, _revision("0002", "0001", "everyone sad", update))
+    engine = sa.create_engine(pg_url)
+    try:
+        alembic(ini, "upgrade", "0001")
+        before = _rows(engine, "moods")
+        alembic(ini, "upgrade", "0002")
+        assert _rows(engine, "moods") != before
+        [backup] = [b for b in backups_json(ini) if b["kind"] == "pre-revision" and b["revision_to"] == "0002"]
+        plan = json.loads(safety(ini, "rollback", backup["id"], "--mode", mode, "--dry-run", "--format", "json").stdout)
+        safety(ini, "rollback", backup["id"], "--mode", mode, "--confirm", plan["confirmation_code"])
+        assert _rows(engine, "moods") == before
+    finally:
+        engine.dispose()
