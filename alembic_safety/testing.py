@@ -134,10 +134,8 @@ def test_no_high_risk_without_allow(alembic_safety_config: Project) -> None:
 
 def test_docs_current(alembic_safety_config: Project) -> None:
     """The rollback runbooks written by ``alembic-safety docs`` match the revisions."""
-    try:
-        from .runbook import check_docs
-    except ImportError:  # pragma: no cover - an alembic-safety without the docs command
-        pytest.skip("this alembic-safety has no docs command")
+    from .runbook import check_docs
+
     result = check_docs(alembic_safety_config)
     lines = [f"{what}: {name}" for what, names in (("missing", result.missing), ("stale", result.stale),
                                                   ("extra", result.extra)) for name in names]  # fmt: skip
