@@ -81,14 +81,9 @@ def _project(ctx: click.Context) -> lib.Project:
 
 
 def _human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    from .templating import human_size
+
+    return human_size(n)
 
 
 def _table_of_backups(backups: list[Manifest] | tuple[Manifest, ...]) -> Table:

@@ -21,7 +21,7 @@ from .project import Project, list_backups
 from .reverse import source
 from .snapshot.manifest import Manifest
 from .snapshot.store import FileStore, IncompleteBackup
-from .templating import render
+from .templating import human_size, render
 
 EMERGENCY = "EMERGENCY_ROLLBACK_PLAN.md"
 SUFFIX = "_rollback.md"
@@ -110,14 +110,7 @@ def _commands_prefix(project: Project) -> str:
 
 
 def human(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    return human_size(n, "unknown")
 
 
 def _markers(text: str) -> list[tuple[str, str]]:

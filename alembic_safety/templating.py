@@ -55,3 +55,15 @@ def macro(name: str, macro_name: str, /, **values: Any) -> str:
         raise SafetyError(f"template {name!r} not found") from exc
     except (jinja2.TemplateError, AttributeError) as exc:
         raise SafetyError(f"template {name!r} macro {macro_name!r} failed: {exc}") from exc
+
+
+def human_size(n: int | None, unknown: str = "-") -> str:
+    """Bytes as the templates and the CLI show them (``48.0 KiB``); ``unknown`` for None."""
+    if n is None:
+        return unknown
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
