@@ -151,3 +151,29 @@ def test_failure_while_rebuilding_changes_nothing(pg_url: sa.URL, tmp_path: Path
     assert "rolled every change back" in proc.stderr
     assert diff(state[1], schema(engine)) == ()
     assert (_big(engine), schema(engine), version(engine), backups_json(ini)) == state
+
+
+def test_replace_of_a_key_only_table_runs_in_process_without_warnings(pg_url: sa.URL, tmp_path: Path,
+                                                                      engine_for: Any) -> None:  # fmt: skip
+    """A table whose only column is its primary key, replaced over rows written since the deploy:
+    nothing to compare but the key (no empty OR, which SQLAlchemy deprecates); in-process, so
+    pytest's warnings-as-errors would catch one."""
+    from alembic_safety.cli import run
+
+    ini = copy_example("shop", tmp_path / "shop", pg_url)
+    versions = tmp_path / "shop" / "migrations" / "versions"
+    for name in ("0002_cleanup.py", "0003_opaque.py", "0004_tier.py"):
+        (versions / name).unlink()
+    tags = ('    op.create_table("tags", sa.Column("id", sa.Integer, primary_key=True))\n'
+            '    op.execute("INSERT INTO tags SELECT generate_series(1, 50)")')
+    (versions / "0002_tags.py").write_text(_REVISION.format(message="tags", revision="0002", down="0001", body=tags))
+    (versions / "0003_wipe.py").write_text(_REVISION.format(message="empty tags", revision="0003", down="0002",
+                                                            body='    op.execute("DELETE FROM tags")'))  # fmt: skip
+    engine = engine_for(pg_url)
+    alembic(ini, "upgrade", "head")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO tags VALUES (7), (100)"))  # written since the deploy
+    backup_id = the_backup(ini, "0003")
+    code = plan_json(ini, backup_id, "--mode", "replace")["confirmation_code"]
+    assert run(["-c", str(ini), "rollback", backup_id, "--mode", "replace", "--confirm", code]) == 0
+    assert [r[0] for r in rows(engine, "tags", ["id"])] == list(range(1, 51))

@@ -161,7 +161,7 @@ def bulk_reload(conn: sa.Connection, source: TableRef, target: TableRef, columns
     if not empty:
         s, d = src.alias("s"), dst.alias("d")
         match = sa.and_(*(value(k, s) == d.c[k] for k in key))
-        differs = sa.or_(*(value(c, s).is_distinct_from(d.c[c]) for c in cols if c not in key))
+        differs = sa.or_(sa.false(), *(value(c, s).is_distinct_from(d.c[c]) for c in cols if c not in key))
         only_live = s.c[key[0]].is_(None)
         only_snap = d.c[key[0]].is_(None)
         counted = conn.execute(sa.select(

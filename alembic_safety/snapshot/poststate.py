@@ -355,7 +355,7 @@ class Holds:
         if held.temp is not None:
             dst = table_clause(TableRef(t.name, t.schema), held.key + held.columns)
             h = table_clause(held.temp, held.key + held.columns)
-            differs = sa.or_(*(dst.c[c].is_distinct_from(h.c[c]) for c in held.columns))
+            differs = sa.or_(sa.false(), *(dst.c[c].is_distinct_from(h.c[c]) for c in held.columns))
             stmt = sa.update(dst).values({c: h.c[c] for c in held.columns}).where(_key_match(h, dst, held.key),
                                                                                   differs)  # fmt: skip
             reverted = int(conn.execute(stmt).rowcount)
