@@ -101,6 +101,10 @@ def test_health_on_postgresql_reports_sessions(pg_url: sa.URL, engine_for: Any, 
         with engine.connect() as conn:
             waiting.append(conn.execute(sa.text("SELECT count(*) FROM customers")).scalar())
 
+    # a transaction open as long on another database of the server is none of this health's business
+    elsewhere_engine = sa.create_engine(pg_url.set(database="postgres"))
+    elsewhere = elsewhere_engine.connect()
+    elsewhere.execute(sa.text("SELECT 'elsewhere-marker'"))
     thread = threading.Thread(target=reader)
     thread.start()
     try:
@@ -110,11 +114,15 @@ def test_health_on_postgresql_reports_sessions(pg_url: sa.URL, engine_for: Any, 
     finally:
         holder.rollback()
         holder.close()
+        elsewhere.rollback()
+        elsewhere.close()
+        elsewhere_engine.dispose()
         thread.join(30)
     data = json.loads(proc.stdout)
     assert data["status"] == "degraded" and proc.returncode == 0
     assert {f["code"] for f in data["findings"]} == {"CHK501", "CHK502"}
     assert any("LOCK TABLE customers" in (t["query"] or "") for t in data["facts"]["long_transactions"])
+    assert not any("elsewhere-marker" in (t["query"] or "") for t in data["facts"]["long_transactions"])
     [blocked] = data["facts"]["blocked_locks"]
     assert "SELECT count(*) FROM customers" in blocked["query"] and blocked["blocked_by"]
     assert waiting == [5]

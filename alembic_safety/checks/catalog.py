@@ -343,11 +343,13 @@ class DbCatalog:
 
     # -- sessions (PostgreSQL, MySQL/MariaDB) ----------------------------------------------------
     def long_transactions(self, seconds: float) -> list[dict[str, Any]] | None:
-        """Other sessions' transactions open longer than ``seconds`` (None: cannot be known here)."""
+        """Other sessions' transactions on this database open longer than ``seconds`` (None: cannot
+        be known here); sessions on other databases of the same server do not concern it."""
         if self.dialect == "postgresql":
             rows = self.conn.execute(sa.text(
                 "SELECT pid, usename, state, extract(epoch FROM clock_timestamp() - xact_start), left(query, 200) "
                 "FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() "
+                "AND datname = current_database() "
                 "AND clock_timestamp() - xact_start > make_interval(secs => :s) ORDER BY xact_start"),
                 {"s": seconds}).all()  # fmt: skip
             return [{"pid": r[0], "user": r[1], "state": r[2], "seconds": round(float(r[3]), 1), "query": r[4]}
@@ -356,18 +358,21 @@ class DbCatalog:
             rows = self.conn.execute(sa.text(
                 "SELECT trx_mysql_thread_id, trx_state, TIMESTAMPDIFF(SECOND, trx_started, NOW()), "
                 "LEFT(trx_query, 200) FROM information_schema.INNODB_TRX "
-                "WHERE trx_mysql_thread_id <> CONNECTION_ID() AND TIMESTAMPDIFF(SECOND, trx_started, NOW()) > :s"),
+                "WHERE trx_mysql_thread_id <> CONNECTION_ID() AND TIMESTAMPDIFF(SECOND, trx_started, NOW()) > :s "
+                "AND trx_mysql_thread_id IN (SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE())"),
                 {"s": seconds}).all()  # fmt: skip
             return [{"pid": r[0], "user": None, "state": r[1], "seconds": float(r[2]), "query": r[3]} for r in rows]
         return None
 
     def blocked(self) -> list[dict[str, Any]] | None:
-        """Sessions waiting for a lock another session holds (None: cannot be known here)."""
+        """Sessions on this database waiting for a lock another session holds (None: cannot be
+        known here)."""
         if self.dialect == "postgresql":
             rows = self.conn.execute(sa.text(
                 "SELECT pid, pg_blocking_pids(pid), wait_event_type, "
                 "extract(epoch FROM clock_timestamp() - query_start), left(query, 200) FROM pg_stat_activity "
-                "WHERE cardinality(pg_blocking_pids(pid)) > 0 ORDER BY query_start")).all()  # fmt: skip
+                "WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0 "
+                "ORDER BY query_start")).all()  # fmt: skip
             return [{"pid": r[0], "blocked_by": list(r[1]), "wait": r[2], "seconds": round(float(r[3] or 0), 1),
                      "query": r[4]} for r in rows]  # fmt: skip
         if self.dialect in ("mysql", "mariadb") and self.mariadb:
