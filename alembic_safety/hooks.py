@@ -87,7 +87,7 @@ BEFORE_STEP_HOOKS: list[BeforeStepHook] = [checks_before_step, keep_snapshot_key
 AFTER_STEP_HOOKS: list[AfterStepHook] = [checks_after_step, record_post_state]
 
 _SESSIONS: weakref.WeakKeyDictionary[MigrationContext, SafetySession] = weakref.WeakKeyDictionary()
-_WRAPPED = "__alembic_safety_original__"
+_WRAPPED = _compat.WRAPPED_ATTRIBUTE
 
 
 @dataclass

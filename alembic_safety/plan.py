@@ -23,7 +23,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
-from . import risk
+from . import _compat, risk
 from .errors import DatabaseUnavailable, UsageError
 from .project import Project, with_database
 from .record import RecordedStep, flatten, record, sql_text
@@ -33,8 +33,6 @@ from .snapshot.backup import snapshot_schema
 from .snapshot.policy import RiskReport, is_pure_drop, plan_snapshot, risks_of
 from .snapshot.reflect import LiveCatalog
 from .sqlinfo import TableRef
-
-_WRAPPED = "__alembic_safety_original__"
 
 
 @dataclass(frozen=True)
@@ -197,7 +195,7 @@ def _unwrapped(module: Any, name: str) -> Callable[..., Any] | None:
     fn = getattr(module, name, None)
     if not callable(fn):
         return None
-    return getattr(fn, _WRAPPED, fn)  # type: ignore[no-any-return]
+    return _compat.own_function(fn)
 
 
 def _revisions(script: ScriptDirectory, range_: str | None, current: tuple[str, ...] | None) -> list[Script]:

@@ -21,8 +21,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 from alembic.util import CommandError
 
+from .. import _compat
 from ..errors import SafetyError, UsageError
-from ..hooks import _WRAPPED
 from ..project import Project
 from ..record import record
 from . import source
@@ -178,10 +178,9 @@ def _compute(project: Project, order: list[Script], todo: dict[str, _Chosen], ur
 
 def _one(c: _Chosen, before: Before, out: _Computed, engine: sa.Engine) -> None:
     fn = getattr(c.script.module, "upgrade", None)
-    fn = getattr(fn, _WRAPPED, fn)
     if not callable(fn):
         raise SafetyError(f"{c.script.path} has no upgrade() function")
-    recorded = record(fn, before.dialect)
+    recorded = record(_compat.own_function(fn), before.dialect)
     if recorded.complete:
         items = reverse_step(recorded, before)
     else:
