@@ -707,6 +707,39 @@ def verify(ctx: click.Context, range_: str | None, url: str | None, fmt: str, se
         sys.exit(1)
 
 
+# -- sql-rollback ------------------------------------------------------------------------------
+@main.command("sql-rollback")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; exit 1 listing every missing or stale rollback file (for CI).")
+def sql_rollback(folder: Path, check_only: bool) -> None:
+    """Write NNNN_name_rollback.sql and NNNN_name_rollback.md for every raw SQL migration
+    NNNN_name.sql in FOLDER (no database needed); hand-edited rollback scripts are left alone."""
+    from .sqlrollback import sync_folder
+
+    result = sync_folder(folder, check=check_only)
+    for path in result.edited:
+        note = "its source changed since: review it by hand" if path in result.stale else "left alone"
+        click.echo(f"edited: {path} (edited by hand; {note})")
+    if check_only:
+        for what, paths in (("missing", result.missing), ("stale", result.stale)):
+            for path in paths:
+                if path not in result.edited:
+                    click.echo(f"{what}: {path}")
+        if not result.ok:
+            click.echo(f"alembic-safety: the rollback files in {folder} are not current; run "
+                       f"'alembic-safety sql-rollback {folder}'", err=True)  # fmt: skip
+            sys.exit(1)
+        out.print(f"the rollback files in {folder} are current", markup=False)
+        return
+    for path in result.written:
+        out.print(f"written   {path}", markup=False)
+    out.print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, {len(result.edited)} edited by "
+              f"hand in {folder}", markup=False)  # fmt: skip
+    if any(p in result.stale for p in result.edited):
+        sys.exit(1)
+
+
 # -- demo --------------------------------------------------------------------------------------
 @main.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
