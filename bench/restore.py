@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-from snapshot import GNU_TIME, Run, checkpoint, run_measured, with_driver
+from snapshot import GNU_TIME, Run, _audit_size, admin_engine, bench_engine, checkpoint, run_measured, with_driver
+from snapshot import _audit_events as _audit
 from snapshot import _tool_env as tool_env
 
 DEFAULT_DB = "alembic_safety_bench_restore"
@@ -102,15 +103,6 @@ def server_url(args: argparse.Namespace) -> sa.URL:
 
 
 # -- database ------------------------------------------------------------------------------------
-def admin_engine(url: sa.URL) -> sa.Engine:
-    return sa.create_engine(with_driver(url, "psycopg2").set(database="postgres"), isolation_level="AUTOCOMMIT",
-                            poolclass=sa.NullPool)  # fmt: skip
-
-
-def bench_engine(url: sa.URL) -> sa.Engine:
-    return sa.create_engine(with_driver(url, "psycopg2"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-
-
 def _mark(conn: sa.Connection, name: str) -> str | None:
     row = conn.execute(sa.text("SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
                                "WHERE datname = :n"), {"n": name}).first()  # fmt: skip
@@ -244,20 +236,6 @@ def make_project(folder: Path, url: sa.URL, driver: str) -> Path:
         'def upgrade():\n    op.execute("DELETE FROM big")\n\n\ndef downgrade():\n    pass\n',
         encoding="utf-8")  # fmt: skip
     return ini
-
-
-def _audit(folder: Path, offset: int) -> list[dict[str, object]]:
-    path = folder / "backups" / "audit.jsonl"
-    if not path.exists():
-        return []
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        return [json.loads(line) for line in fh.read().decode("utf-8").splitlines() if line.strip()]
-
-
-def _audit_size(folder: Path) -> int:
-    path = folder / "backups" / "audit.jsonl"
-    return path.stat().st_size if path.exists() else 0
 
 
 def _check(run: Run, what: str) -> Run:
