@@ -712,14 +712,51 @@ def verify(ctx: click.Context, range_: str | None, url: str | None, fmt: str, se
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--check", "check_only", is_flag=True,
               help="Write nothing; exit 1 listing every missing or stale rollback file (for CI).")
-def sql_rollback(folder: Path, check_only: bool) -> None:
+@click.option("--scratch-url", metavar="URL",
+              help="Replay the folder in one rolled-back transaction on this PostgreSQL database (where the "
+                   "folder starts from) to read the exact state before each file; nothing is kept there.")
+@click.option("--emergency", is_flag=True, help="Also write EMERGENCY_ROLLBACK_PLAN.md for the folder.")
+@click.option("--apply", "target", metavar="TARGET",
+              help="Run the rollback scripts of every migration newer than TARGET (a version, a file name or "
+                   "'base'), newest first, in one transaction on --url, after a backup of the tables they touch.")
+@click.option("--url", metavar="URL", help="With --apply: the database to roll back.")
+@click.option("--dry-run", is_flag=True, help="With --apply: print the plan and its confirmation code; change nothing.")
+@click.option("--confirm", "confirm_code", metavar="CODE",
+              help="With --apply: the confirmation code the plan shows (required without a terminal).")
+@click.option("--backup-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="With --apply: where the pre-rollback backup and the audit log go [default: backups/ beside "
+                   "FOLDER, or ALEMBIC_SAFETY_BACKUP_DIR].")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="With --apply: the plan and the result as text or JSON.")
+def sql_rollback(folder: Path, check_only: bool, scratch_url: str | None, emergency: bool, target: str | None,
+                 url: str | None, dry_run: bool, confirm_code: str | None, backup_dir: Path | None,
+                 fmt: str) -> None:  # fmt: skip
     """Write NNNN_name_rollback.sql and NNNN_name_rollback.md for every raw SQL migration
-    NNNN_name.sql in FOLDER (no database needed); hand-edited rollback scripts are left alone."""
-    from .sqlrollback import sync_folder
+    NNNN_name.sql in FOLDER (no database needed); hand-edited rollback files are left alone.
+    With --apply TARGET --url URL, run them on a database instead."""
+    if target is not None:
+        if check_only or emergency or scratch_url:
+            _fail("--apply runs the rollback scripts: it does not take --check, --emergency or --scratch-url")
+        if not url:
+            _fail("--apply needs --url URL: the database to roll back")
+        _sql_rollback_apply(folder, target, url, dry_run, confirm_code, backup_dir, fmt)
+        return
+    for flag, given in (("--url", url), ("--dry-run", dry_run), ("--confirm", confirm_code),
+                        ("--backup-dir", backup_dir)):  # fmt: skip
+        if given:
+            _fail(f"{flag} goes with --apply TARGET")
+    from .sqlrollback import forward_files, sync_emergency_plan, sync_folder
 
-    result = sync_folder(folder, check=check_only)
+    states = None
+    if scratch_url:
+        from .sqlrollback.replay import replay_states
+
+        states = replay_states(scratch_url, forward_files(folder))
+    result = sync_folder(folder, check=check_only, states=states)
+    if emergency:
+        sync_emergency_plan(folder, result, check=check_only)
     for path in result.edited:
-        note = "its source changed since: review it by hand" if path in result.stale else "left alone"
+        note = "its migration changed since: review it by hand" if path in result.stale else "left alone"
         click.echo(f"edited: {path} (edited by hand; {note})")
     if check_only:
         for what, paths in (("missing", result.missing), ("stale", result.stale)):
@@ -738,6 +775,67 @@ def sql_rollback(folder: Path, check_only: bool) -> None:
               f"hand in {folder}", markup=False)  # fmt: skip
     if any(p in result.stale for p in result.edited):
         sys.exit(1)
+
+
+def _sql_rollback_apply(folder: Path, target: str, url: str, dry_run: bool, confirm_code: str | None,
+                        backup_dir: Path | None, fmt: str) -> None:  # fmt: skip
+    from .config import load_config
+    from .sqlrollback.apply import apply_plan, plan_apply
+
+    plan = plan_apply(folder, url, target)
+
+    def show_plan() -> None:
+        out.print(f"[bold]sql-rollback plan[/bold] for {plan.folder}", markup=True)
+        out.print(f"  database {plan.database}: roll back to {plan.target}, {len(plan.steps)} migration(s), newest "
+                  "first, in one transaction", markup=False)  # fmt: skip
+        for step in plan.steps:
+            extra = f" ({step.note})" if step.note else ""
+            out.print(f"  {step.version}  {step.script.name}: {len(step.statements)} statement(s){extra}", markup=False)
+            for line in step.manual:
+                out.print(f"      MANUAL: {line}", markup=False)
+        tables = ", ".join(t.key for t in plan.tables) or "none (the scripts touch no existing table)"
+        out.print(f"  backed up first: {tables}", markup=False)
+        if plan.history:
+            out.print("  history: their rows in supabase_migrations.schema_migrations are deleted in the same "
+                      "transaction", markup=False)  # fmt: skip
+        for note in plan.notes:
+            out.print(f"  note: {note}", markup=False)
+        out.print(f"  confirmation code: [bold]{plan.confirmation_code}[/bold]")
+
+    if dry_run:
+        if fmt == "json":
+            out.print_json(json.dumps(plan.as_dict()))
+        else:
+            show_plan()
+            for step in plan.steps:
+                out.print(f"\n-- {step.script.name}", markup=False)
+                for statement in step.statements:
+                    out.print(f"{statement};", markup=False)
+            out.print("(dry run: nothing changed)")
+        return
+    if not plan.steps:
+        out.print(f"nothing to roll back: no applied migration of {folder} is newer than {plan.target}", markup=False)
+        return
+    if confirm_code is None:
+        if not sys.stdin.isatty():
+            _fail(f"no terminal and no --confirm: nothing was changed; run 'alembic-safety sql-rollback {folder} "
+                  f"--apply {target} --url URL --dry-run' to see the plan and its code, then pass --confirm CODE")
+        show_plan()
+        if not click.confirm(f"Run these {len(plan.steps)} rollback script(s) now?", default=False):
+            _fail("sql-rollback cancelled: nothing was changed")
+        confirm_code = str(click.prompt("Type the confirmation code shown in the plan", default="", show_default=False))
+    elif fmt == "text":
+        show_plan()
+    overrides = {"backup_dir": str(backup_dir.resolve())} if backup_dir is not None else None
+    config = load_config({}, here=folder.resolve().parent, x_args=overrides)
+    result = apply_plan(plan, url, config, confirm_code)
+    if fmt == "json":
+        out.print_json(json.dumps({"plan": plan.as_dict(), "backup_id": result.backup_id,
+                                   "statements": result.statements, "ok": True}))  # fmt: skip
+        return
+    backup = f"; pre-rollback backup {result.backup_id} in {config.backup_dir}" if result.backup_id else ""
+    out.print(f"rolled back to {plan.target}: {len(plan.steps)} script(s), {result.statements} statement(s) in one "
+              f"transaction{backup}", markup=False)  # fmt: skip
 
 
 # -- demo --------------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_generates_scripts_and_runbooks(tmp_path: Path) -> None:
     assert "MANUAL" not in files["20240101000300_posts_rollback.sql"]
 
     header = read_header(profiles)
-    assert header is not None and header[1] == header[2]
+    assert header is not None and not header.edited and header.before_state == "files"
     runbook = files["20240101000700_seed_rollback.md"]
     assert "psql -v ON_ERROR_STOP=1" in runbook and "INSERT into public.profiles" in runbook
     assert "20240101000700_seed_rollback.sql" in runbook
@@ -201,7 +201,7 @@ def test_hand_edited_scripts_are_left_alone(tmp_path: Path) -> None:
     seed = folder / "20240101000700_seed.sql"
     seed.write_text(seed.read_text() + "\ninsert into public.profiles (username) values ('bob');\n")
     proc = safety(None, "sql-rollback", str(folder), check=False)
-    assert proc.returncode == 1 and "its source changed since: review it by hand" in proc.stdout
+    assert proc.returncode == 1 and "its migration changed since: review it by hand" in proc.stdout
     assert script.read_text() == edited
     check = safety(None, "sql-rollback", str(folder), "--check", check=False)
     assert check.returncode == 1 and f"edited: {script}" in check.stdout

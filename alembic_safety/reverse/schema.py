@@ -9,6 +9,7 @@ Column order is not part of the comparison; everything else is.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,9 @@ class SchemaState:
     tables: tuple[TableState, ...]
     objects: tuple[ObjectState, ...] = ()
     default_schema: str | None = None  # the name that ``None`` stands for (e.g. "public", "main")
+    # False: read from migration files' text, not reflected (sql-rollback without a scratch
+    # database): tables are known by name only, and what is missing may still exist
+    complete: bool = True
 
     def table(self, name: str, schema: str | None = None) -> TableState | None:
         """The table ``name`` in ``schema`` (None: the default schema)."""
@@ -459,7 +463,14 @@ class _Reflector:
         except Exception:
             return _ws(str(type(t).__name__)).upper()
 
-    def column(self, c: Mapping[str, Any]) -> ColumnState:
+    def pg_column_types(self, schema: str) -> dict[tuple[str, str], str]:
+        """(table, column) -> the type as PostgreSQL spells it (``format_type``)."""
+        return {(str(r.relname), str(r.attname)): str(r.typ) for r in self.rows(
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS typ FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND a.attnum > 0 AND NOT a.attisdropped", schema=schema)}  # fmt: skip
+
+    def column(self, c: Mapping[str, Any], type_text: str | None = None) -> ColumnState:
         identity: str | None = None
         if c.get("identity"):
             identity = _pg_identity(c["identity"])
@@ -469,7 +480,9 @@ class _Reflector:
         if computed := c.get("computed"):
             kind = "STORED" if computed.get("persisted") else "VIRTUAL"
             generated = f"GENERATED ALWAYS AS ({_strip_parens(str(computed.get('sqltext') or ''))}) {kind}"
-        return ColumnState(name=c["name"], type=self.type_str(c["type"]), nullable=bool(c.get("nullable", True)),
+        if type_text is None or not isinstance(c["type"], sa.types.NullType):
+            type_text = self.type_str(c["type"])
+        return ColumnState(name=c["name"], type=type_text, nullable=bool(c.get("nullable", True)),
                            default=None if generated else _norm_default(c.get("default")),
                            comment=c.get("comment") or None, identity=identity, generated=generated)  # fmt: skip
 
@@ -486,7 +499,11 @@ class _Reflector:
     def generic_tables(self, schema: str | None, names: list[str]) -> list[TableState]:
         insp = self.insp
         kw: dict[str, Any] = {"schema": schema, "filter_names": names}
-        cols = insp.get_multi_columns(**kw)
+        with warnings.catch_warnings():  # a type SQLAlchemy does not know (an extension's, say): read below
+            warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+            cols = insp.get_multi_columns(**kw)
+        unknown = any(isinstance(c["type"], sa.types.NullType) for found in cols.values() for c in found)
+        pg_types = self.pg_column_types(self.real(schema)) if unknown and self.name == "postgresql" else {}
         pks = insp.get_multi_pk_constraint(**kw)
         fks = insp.get_multi_foreign_keys(**kw)
         comments = insp.get_multi_table_comment(**kw)
@@ -504,7 +521,7 @@ class _Reflector:
             key = (schema, name)
             if key not in cols:
                 continue
-            columns = tuple(self.column(c) for c in cols[key])
+            columns = tuple(self.column(c, pg_types.get((name, c["name"]))) for c in cols[key])
             constraints: list[ConstraintState] = []
             indexes: list[IndexState] = []
             pk: Mapping[str, Any] = pks.get(key) or {}

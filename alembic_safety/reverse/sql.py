@@ -357,6 +357,20 @@ class _Ctx:
     def irreversible(self, text: str) -> ReverseItem:
         return ReverseItem(IRREVERSIBLE, text, self.source)
 
+    @property
+    def partial(self) -> bool:
+        """The pre-state was read from earlier files' text: what it lacks may still exist."""
+        return self.before is not None and not self.before.complete
+
+    def missing(self, what: str, lacks: str = "its definition is not known") -> ReverseItem:
+        """The pre-state lacks ``what``: irreversible when the pre-state was reflected, a manual
+        item when it was read from earlier files' text."""
+        if self.partial:
+            return self.manual(f"{what} is not defined in the earlier files in a way sql-rollback can follow "
+                               "without a database: recreate it by hand, or run sql-rollback with --scratch-url "
+                               "for its exact definition")  # fmt: skip
+        return self.irreversible(f"the schema before the revision has no {what}: {lacks}")
+
     # identifiers
     def ident(self, name: str) -> exp.Identifier:
         """An identifier for a name as the catalog spells it, quoted when the dialect needs it."""
@@ -632,8 +646,11 @@ def _reverse_create(ctx: _Ctx, obj: _Object, if_not_exists: bool, replace: bool,
     if replace and isinstance(existing, ObjectState) and existing.definition:
         if obj.kind in ("TRIGGER", "VIEW"):
             # a view: CREATE OR REPLACE cannot drop the columns the replacement added
-            return [drop, *ctx.raw(existing.definition)]
+            return [drop, *ctx.raw(existing.definition), *_attached(ctx, existing)]
         return ctx.raw(existing.definition)
+    if replace and isinstance(existing, ObjectState):  # it existed, by a definition not known here
+        label = f"the earlier definition of {obj.kind} {obj.name.sql(dialect=ctx.d)}"
+        return [ctx.missing(label) if ctx.partial else ctx.irreversible(f"{label} is not known")]
     return [drop]
 
 
@@ -651,12 +668,40 @@ def _drop_item(ctx: _Ctx, obj: _Object, concurrently: bool = False) -> ReverseIt
     return ctx.sql("DROP", kind, "IF EXISTS", obj.name)
 
 
+_ATTACHED_PREFIXES = {
+    "view": ("TABLE ", "VIEW ", "COLUMN "), "materialized view": ("TABLE ", "MATERIALIZED VIEW ", "COLUMN "),
+    "sequence": ("SEQUENCE ",), "function": ("FUNCTION ",), "procedure": ("PROCEDURE ",), "type": ("TYPE ",),
+    "domain": ("DOMAIN ",), "schema": ("SCHEMA ",),
+}  # fmt: skip
+
+
+def _attached(ctx: _Ctx, o: ObjectState) -> list[ReverseItem]:
+    """The grants and comments of the pre-state's object ``o``: they went when it was dropped,
+    and come back after its definition."""
+    prefixes = _ATTACHED_PREFIXES.get(o.kind)
+    if ctx.before is None or prefixes is None:
+        return []
+    items: list[ReverseItem] = []
+    for x in ctx.before.objects:
+        if x.kind not in ("grant", "comment") or not x.definition or x.schema != o.schema or x.name != o.name:
+            continue
+        if not x.identity.startswith(prefixes):
+            continue
+        if o.kind in ("function", "procedure") and f"({o.identity})" not in x.identity:
+            continue  # another function of the same name
+        items.extend(ctx.raw(x.definition))
+    return items
+
+
 def _find(ctx: _Ctx, obj: _Object) -> TableState | IndexState | ObjectState | None:
     """What the pre-state holds under ``obj``'s name (None: nothing)."""
     if ctx.before is None:
         return None
     if obj.kind == "TABLE":
-        return ctx.find_table(obj.name)
+        table = ctx.find_table(obj.name)
+        if table is None and ctx.partial:  # known by name only
+            return next(iter(ctx.find_objects(("table",), obj.name)), None)
+        return table
     if obj.kind == "INDEX":
         found = _find_index(ctx, obj.name)
         return found[1] if found else None
@@ -664,9 +709,16 @@ def _find(ctx: _Ctx, obj: _Object) -> TableState | IndexState | ObjectState | No
         name = ctx.norm(obj.name.this)
         kinds = _STATE_KINDS[obj.kind]
         return next((o for o in ctx.before.objects if o.kind in kinds and ctx.same(o.name, name)), None)
-    candidates = ctx.find_objects(_STATE_KINDS[obj.kind], obj.name)
     if obj.kind in ("TRIGGER", "POLICY") and obj.on is not None:
-        candidates = [o for o in candidates if ctx.same_table(_object_table(ctx, o), obj.on)]
+        # named without a schema: they live in their table's schema (auth.users, say)
+        named = ctx.norm(obj.name.this)
+        candidates = [
+            o for o in ctx.before.objects
+            if o.kind in _STATE_KINDS[obj.kind] and ctx.same(o.name, named)
+            and ctx.same_table(_object_table(ctx, o), obj.on)
+        ]  # fmt: skip
+    else:
+        candidates = ctx.find_objects(_STATE_KINDS[obj.kind], obj.name)
     if obj.kind in ("FUNCTION", "PROCEDURE") and obj.args is not None:
         wanted = _canon_args(ctx, obj.args)
         candidates = [o for o in candidates if _identity_args(ctx, o, obj.kind == "PROCEDURE") == wanted]
@@ -804,17 +856,15 @@ def _reverse_drop(ctx: _Ctx, objects: list[_Object], if_exists: bool, cascade: b
         if obj.kind == "INDEX":
             found = _find_index(ctx, obj.name)
             if found is None:
-                if not if_exists:
-                    items.append(ctx.irreversible(f"the schema before the revision has no {label}: its definition "
-                                                  "is not known"))  # fmt: skip
+                if not if_exists or ctx.partial:
+                    items.append(ctx.missing(label))
                 continue
             items.append(_create_index(ctx, found[0], found[1], concurrently))
             continue
         existing = _find(ctx, obj)
         if existing is None:
-            if not if_exists:
-                items.append(ctx.irreversible(f"the schema before the revision has no {label}: its definition "
-                                              "is not known"))  # fmt: skip
+            if not if_exists:  # the earlier files' text names every object of these kinds
+                items.append(ctx.missing(label))
             continue
         if isinstance(existing, TableState):
             now, deferred = _create_table(ctx, existing)
@@ -823,10 +873,13 @@ def _reverse_drop(ctx: _Ctx, objects: list[_Object], if_exists: bool, cascade: b
         elif isinstance(existing, ObjectState):
             if existing.definition:
                 items.extend(ctx.raw(existing.definition))
+                items.extend(_attached(ctx, existing))
             elif obj.kind == "SCHEMA":
                 items.append(ctx.sql("CREATE SCHEMA", obj.name))
             elif obj.kind == "EXTENSION":
                 items.append(ctx.sql("CREATE EXTENSION IF NOT EXISTS", obj.name))
+            elif ctx.partial:
+                items.append(ctx.missing(label))
             else:
                 items.append(ctx.irreversible(f"the schema before the revision has {label} but not its definition"))
     items.extend(later)
@@ -1029,8 +1082,7 @@ def _restore_column(ctx: _Ctx, table: exp.Table, ts: TableState | None, ident: e
         return [ctx.manual(f"DROP COLUMN: the schema before the revision is unknown; recreate {label} by hand")]
     col = ts.column(ctx.norm(ident)) if ts is not None else None
     if ts is None or col is None:
-        return [] if exists else [ctx.irreversible(f"the schema before the revision has no {label}: its type is "
-                                                   "not known")]  # fmt: skip
+        return [] if exists and not ctx.partial else [ctx.missing(label, "its type is not known")]
     alter = ("ALTER TABLE", table)
     items = [ctx.sql(*alter, "ADD COLUMN", _column_sql(ctx, ts, col))]
     # the database dropped the constraints and indexes that used the column
@@ -1067,8 +1119,7 @@ def _restore_constraint(ctx: _Ctx, table: exp.Table, ts: TableState | None, iden
         return [ctx.manual(f"DROP CONSTRAINT: the schema before the revision is unknown; recreate {label} by hand")]
     con = next((c for c in ts.constraints if ctx.same(c.name, ctx.norm(ident))), None) if ts is not None else None
     if con is None:
-        return [] if exists else [ctx.irreversible(f"the schema before the revision has no {label}: its definition "
-                                                   "is not known")]  # fmt: skip
+        return [] if exists and not ctx.partial else [ctx.missing(label)]
     return [ctx.sql("ALTER TABLE", table, "ADD", _constraint_sql(ctx, con))]
 
 
@@ -1146,6 +1197,12 @@ def _reverse_alter_words(ctx: _Ctx) -> list[ReverseItem]:
         return [ctx.sql("ALTER", kind, "IF EXISTS" if if_exists else "",
                         target.sql(dialect=ctx.d) + signature, "ON" if on is not None else "", on,
                         "RENAME TO", name.this)]  # fmt: skip
+    if kind == "SEQUENCE" and w.match(i, "OWNED", "BY") and i + 3 <= len(w):
+        previous = _find(ctx, _Object("SEQUENCE", name)) if ctx.before is not None else None
+        if isinstance(previous, ObjectState) and "OWNED BY" in previous.definition.upper():
+            return [ctx.manual(f"ALTER SEQUENCE {name.sql(dialect=ctx.d)} OWNED BY: it was owned by a column "
+                               "before; set that owner back by hand")]  # fmt: skip
+        return [ctx.sql("ALTER SEQUENCE IF EXISTS", name, "OWNED BY NONE")]
     if kind == "TYPE" and w.match(i, "ADD", "VALUE"):
         value = next((x.text for x in w.items[i:] if x.kind == "string"), "?")
         return [ctx.manual(f"ALTER TYPE {name.sql(dialect=ctx.d)} ADD VALUE {exp.Literal.string(value).sql(ctx.d)}: "

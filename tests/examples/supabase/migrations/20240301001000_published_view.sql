@@ -1,0 +1,8 @@
+create view public.published_posts
+with (security_invoker = true)
+as
+  select p.id, p.title, p.author_id, p.published_at
+  from public.posts p
+  where p.status = 'published';
+
+grant select on public.published_posts to anon, authenticated;

@@ -1,0 +1,2 @@
+-- seed data
+insert into public.tags (name) values ('announcements'), ('engineering'), ('design');
