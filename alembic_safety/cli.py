@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +23,9 @@ from .audit import redact_text
 from .errors import SafetyError
 from .snapshot.manifest import Manifest
 
+# a column of a type SQLAlchemy does not know (an extension's, in another schema) is read as
+# PostgreSQL spells it where it matters; its warning would only break the one-line output
+warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
 # piped output is not cut to 80 columns: ids and paths stay whole for scripts and logs
 out = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)

@@ -245,3 +245,32 @@ def test_a_file_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
     proc = safety(None, "sql-rollback", str(tmp_path), check=False)
     assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("*_rollback.*"))
+
+
+def test_hand_edited_runbooks_are_left_alone(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    sync_folder(folder)
+    _, runbook = rollback_paths(folder / "20240101000300_posts.sql")
+    edited = runbook.read_text() + "\n## Our notes\n\nAsk the data team before rolling this back.\n"
+    runbook.write_text(edited)
+    proc = safety(None, "sql-rollback", str(folder))
+    assert f"edited: {runbook} (edited by hand; left alone)" in proc.stdout
+    assert runbook.read_text() == edited
+    # an earlier migration changes: the later files are stale (their rollback may depend on it)
+    profiles = folder / "20240101000100_profiles.sql"
+    profiles.write_text(profiles.read_text() + "\ncomment on table public.profiles is 'people';\n")
+    check = safety(None, "sql-rollback", str(folder), "--check", check=False)
+    assert check.returncode == 1 and f"edited: {runbook}" in check.stdout
+    assert f"stale: {rollback_paths(folder / '20240101000700_seed.sql')[0]}" in check.stdout
+    assert runbook.read_text() == edited
+
+
+def test_apply_and_its_options_need_each_other(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    no_url = safety(None, "sql-rollback", str(folder), "--apply", "base", check=False)
+    assert no_url.returncode == 2 and "--apply needs --url" in no_url.stderr
+    dry = safety(None, "sql-rollback", str(folder), "--dry-run", check=False)
+    assert dry.returncode == 2 and "--dry-run goes with --apply TARGET" in dry.stderr
+    not_pg = safety(None, "sql-rollback", str(folder), "--scratch-url", "sqlite:///x.db", check=False)
+    assert not_pg.returncode == 2 and "give a postgresql:// URL" in not_pg.stderr
+    assert not list(folder.glob("*_rollback.*"))

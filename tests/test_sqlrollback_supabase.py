@@ -137,9 +137,95 @@ def test_without_a_database_what_the_text_cannot_tell_is_manual(tmp_path: Path) 
     assert "IRREVERSIBLE" not in "".join(script.values())
     # definitions the text does tell: the policy replaced in a later file, the view, the function
     policy = script["20240301001900_policy_update.sql"]
-    assert "create policy \"Published posts are public\" on public.posts\n  for select using (status = 'published')" in (
-        policy)
+    earlier = "create policy \"Published posts are public\" on public.posts\n  for select using (status = 'published')"
+    assert earlier in policy
     v2 = script["20240301002600_feed_view_v2.sql"]
     assert "create or replace function public.get_feed(max_rows integer default 20" in v2
     assert "create view public.published_posts" in v2
     assert safety(None, "sql-rollback", str(folder), "--check").returncode == 0
+
+
+def _applied(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.exec_driver_sql("SELECT version FROM supabase_migrations.schema_migrations "
+                                         "ORDER BY version").scalars())  # fmt: skip
+
+
+def test_apply_rolls_back_newest_first_in_one_transaction(tmp_path: Path, pg_url: sa.URL) -> None:
+    folder, engine = _project(tmp_path, pg_url)
+    forwards = forward_files(folder)
+    safety(None, "sql-rollback", str(folder), "--scratch-url", _libpq(pg_url))
+    target = "20240301002000"
+    states: dict[str, SchemaState] = {}
+    for forward in forwards:
+        _psql(pg_url, forward)
+        _record(engine, forward)
+        states[version(forward)] = _state(engine)
+    with engine.begin() as conn:  # rows written since the deploy, in a table the rollback drops
+        conn.exec_driver_sql("INSERT INTO auth.users (id) VALUES ('00000000-0000-0000-0000-000000000001')")
+        conn.exec_driver_sql("INSERT INTO public.posts (author_id, title) VALUES "
+                             "('00000000-0000-0000-0000-000000000001', 'kept in the backup')")  # fmt: skip
+        conn.exec_driver_sql("INSERT INTO public.reports (post_id, reason) SELECT id, 'spam' FROM public.posts")
+    url = _libpq(pg_url)
+    backups = tmp_path / "backups"
+    base = ("sql-rollback", str(folder), "--apply", target, "--url", url, "--backup-dir", str(backups))
+
+    # the plan: newest first, the manual steps, the tables backed up, the code; nothing changes
+    dry = safety(None, *base, "--dry-run")
+    assert dry.stdout.index("20240301002800_moderation_rollback.sql") < dry.stdout.index(
+        "20240301002100_drop_website_rollback.sql")
+    assert "20240301002000_avatars_bucket_rollback.sql" not in dry.stdout  # TARGET stays applied
+    assert "MANUAL: decide by hand: a DO block" in dry.stdout and "public.reports" in dry.stdout
+    code = dry.stdout.split("confirmation code: ")[1].split()[0]
+    assert _applied(engine)[-1] == "20240301002800" and not backups.exists()
+
+    # no code, a wrong code: refused, nothing changed
+    refused = safety(None, *base, check=False)
+    assert refused.returncode == 2 and "no terminal and no --confirm" in refused.stderr
+    wrong = safety(None, *base, "--confirm", "ZZZZZZ", check=False)
+    assert wrong.returncode == 2 and "confirmation code wrong" in wrong.stderr
+    assert _applied(engine)[-1] == "20240301002800" and diff(states["20240301002800"], _state(engine)) == ()
+
+    done = safety(None, *base, "--confirm", code)
+    assert f"rolled back to {target}: 8 script(s)" in done.stdout and "pre-rollback backup" in done.stdout
+    assert diff(states[target], _state(engine)) == ()
+    assert _applied(engine)[-1] == target
+    # the rows of the dropped table are in the pre-rollback backup, checksummed
+    manifest = next(backups.glob("*/manifest.json")).read_text()
+    assert '"public.reports"' in manifest or '"reports"' in manifest
+    assert "sql_rollback_completed" in (backups / "audit.jsonl").read_text()
+    # again: nothing newer than TARGET is applied any more
+    assert "nothing to roll back" in safety(None, *base, "--confirm", code).stdout
+    engine.dispose()
+
+
+def test_apply_that_fails_changes_nothing(tmp_path: Path, pg_url: sa.URL) -> None:
+    folder, engine = _project(tmp_path, pg_url)
+    forwards = forward_files(folder)
+    safety(None, "sql-rollback", str(folder), "--scratch-url", _libpq(pg_url))
+    for forward in forwards:
+        _psql(pg_url, forward)
+        _record(engine, forward)
+    before = _state(engine)
+    # a hand-edited script (kept as edited) whose statement fails half-way through the rollback
+    script = rollback_paths(folder / "20240301002400_rename_comment_body.sql")[0]
+    script.write_text(script.read_text().replace("RENAME COLUMN content TO body", "RENAME COLUMN nope TO body"))
+    base = ("sql-rollback", str(folder), "--apply", "20240301002000", "--url", _libpq(pg_url),
+            "--backup-dir", str(tmp_path / "backups"))  # fmt: skip
+    dry = safety(None, *base, "--dry-run")
+    assert "edited by hand: runs as edited" in dry.stdout
+    code = dry.stdout.split("confirmation code: ")[1].split()[0]
+    failed = safety(None, *base, "--confirm", code, check=False)
+    assert failed.returncode == 2, failed.stderr
+    assert "20240301002400_rename_comment_body_rollback.sql" in failed.stderr
+    assert "the transaction was rolled back, the database is as it was" in failed.stderr
+    assert "Traceback" not in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
+    assert diff(before, _state(engine)) == () and _applied(engine)[-1] == "20240301002800"
+    # a stale script (its migration changed since) is refused before anything runs
+    moderation = folder / "20240301002800_moderation.sql"
+    moderation.write_text(moderation.read_text() + "\ncreate index reports_post_id_idx on public.reports (post_id);\n")
+    stale = safety(None, *base, "--dry-run", check=False)
+    assert stale.returncode == 2 and "is stale" in stale.stderr
+    unknown = safety(None, "sql-rollback", str(folder), "--apply", "19990101", "--url", _libpq(pg_url), check=False)
+    assert unknown.returncode == 2 and "unknown migration '19990101'" in unknown.stderr
+    engine.dispose()

@@ -4,7 +4,9 @@ backup alone)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +16,16 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
 
 from ..sqlinfo import TableRef
+
+
+@contextmanager
+def unknown_types_allowed() -> Iterator[None]:
+    """Reflection of a column whose type SQLAlchemy does not know (an extension's type in
+    another schema, such as Supabase's ``extensions.citext``) without its warning: such a type
+    is read as PostgreSQL spells it where the DDL needs it (:func:`table_definition`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+        yield
 
 SAFETY_SCHEMA = "alembic_safety"
 
@@ -110,7 +122,8 @@ class LiveCatalog:
 
     def _cols(self, ref: TableRef) -> list[ReflectedColumn]:
         if ref not in self._columns:
-            self._columns[ref] = list(self.inspector.get_columns(ref.name, schema=ref.schema))
+            with unknown_types_allowed():
+                self._columns[ref] = list(self.inspector.get_columns(ref.name, schema=ref.schema))
         return self._columns[ref]
 
     def columns(self, ref: TableRef) -> list[str]:
@@ -148,6 +161,11 @@ def table_definition(conn: sa.Connection, ref: TableRef, *, ddl: bool = True) ->
     indexes, unique/check/foreign-key constraints, the table comment, and (``ddl``) the DDL that
     recreates the table and its indexes on this dialect.  A table that is moved aside keeps its
     own DDL, so its entry skips the second reflection the DDL needs (the move stays O(1))."""
+    with unknown_types_allowed():
+        return _table_definition(conn, ref, ddl=ddl)
+
+
+def _table_definition(conn: sa.Connection, ref: TableRef, *, ddl: bool) -> dict[str, Any]:
     insp = sa.inspect(conn)
     d = conn.dialect
     name, schema = ref.name, ref.schema
@@ -163,6 +181,14 @@ def table_definition(conn: sa.Connection, ref: TableRef, *, ddl: bool = True) ->
     if not ddl:
         return definition
     table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)  # FK targets too
+    unknown = [c for c in table.columns if isinstance(c.type, sa.types.NullType)]
+    if unknown and d.name == "postgresql":
+        from .dbstore import DeclaredType, pg_column_types
+
+        spelled = pg_column_types(conn, ref)
+        for column in unknown:
+            if column.name in spelled:
+                column.type = DeclaredType(spelled[column.name][0])
     statements = [str(CreateTable(table).compile(dialect=d)).strip()]
     statements += [str(CreateIndex(ix).compile(dialect=d)).strip()
                    for ix in sorted(table.indexes, key=lambda i: str(i.name))]  # fmt: skip
