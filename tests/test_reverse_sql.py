@@ -228,8 +228,11 @@ def test_create_or_replace_function_restores_previous_definition() -> None:
 
 def test_create_or_replace_view() -> None:
     # dropped first: CREATE OR REPLACE cannot take away columns the replacement added
+    # ... and its comment (and grants) went with the drop: they come back after it
     assert only_sql("CREATE OR REPLACE VIEW v AS SELECT 2 AS one, 3 AS two", BEFORE) == [
-        "DROP VIEW IF EXISTS v", "CREATE OR REPLACE VIEW public.v AS SELECT 1 AS one"
+        "DROP VIEW IF EXISTS v",
+        "CREATE OR REPLACE VIEW public.v AS SELECT 1 AS one",
+        "COMMENT ON VIEW public.v IS 'a view'",
     ]
     assert only_sql("CREATE OR REPLACE VIEW w AS SELECT 2", BEFORE) == ["DROP VIEW IF EXISTS w"]
 
@@ -371,7 +374,9 @@ def test_drop_table_quotes_names_with_sqlglot() -> None:
 
 def test_drop_objects_recreated_from_pre_state() -> None:
     assert only_sql("DROP FUNCTION f(int4, pg_catalog.text)", BEFORE) == [FUNC_DEF.strip()]
-    assert only_sql("DROP VIEW IF EXISTS v", BEFORE) == ["CREATE OR REPLACE VIEW public.v AS SELECT 1 AS one"]
+    assert only_sql("DROP VIEW IF EXISTS v", BEFORE) == [
+        "CREATE OR REPLACE VIEW public.v AS SELECT 1 AS one", "COMMENT ON VIEW public.v IS 'a view'"
+    ]
     assert only_sql("DROP TYPE public.mood", BEFORE) == ["CREATE TYPE public.mood AS ENUM ('sad', 'ok')"]
     assert only_sql("DROP TRIGGER tr ON users", BEFORE) == [
         "CREATE TRIGGER tr BEFORE INSERT ON public.users FOR EACH ROW EXECUTE FUNCTION trg()"
@@ -398,7 +403,7 @@ def test_drop_of_unknown_objects() -> None:
     assert reverse_sql("DROP TABLE IF EXISTS gone", "postgres", BEFORE) == ()
     assert one("DROP TABLE users", None).kind == "manual"
     items = reverse_sql("DROP VIEW v CASCADE", "postgres", BEFORE)
-    assert [i.kind for i in items] == ["sql", "manual"] and "CASCADE" in items[1].text
+    assert [i.kind for i in items] == ["sql", "sql", "manual"] and "CASCADE" in items[2].text
 
 
 # -- COMMENT, GRANT ----------------------------------------------------------------------------
