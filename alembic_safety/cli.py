@@ -126,7 +126,7 @@ def init(ctx: click.Context, dry_run: bool) -> None:
     apply_changes(changed)
     project.audit.write("init", files=[str(c.path) for c in changed])
     out.print(f"Updated {', '.join(str(c.path) for c in changed)}. `alembic upgrade` now snapshots at-risk data "
-              f"into {project.config.backup_dir}.", markup=False)
+              f"into {project.config.backup_location}.", markup=False)
 
 
 # -- backup / backups / show / prune --------------------------------------------------------------
@@ -173,7 +173,7 @@ def backups(ctx: click.Context, fmt: str) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     if not items:
-        out.print(f"No backups in {project.config.backup_dir}.")
+        out.print(f"No backups in {project.config.backup_location}.")
     else:
         out.print(_table_of_backups(items))
     for i in incomplete:
@@ -402,6 +402,7 @@ def status(ctx: click.Context, fmt: str, out_file: Path | None, n_events: int) -
         text = render_status(project, report, fmt)
     text = redact_text(text)
     if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
         out_file.write_text(text, encoding="utf-8")
         out.print(f"status report written to {out_file}", markup=False)
     else:

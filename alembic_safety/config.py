@@ -40,7 +40,16 @@ class Setting:
 # the alembic.ini section that ``init`` writes and the README's reference all come from here.
 SETTINGS: tuple[Setting, ...] = (
     Setting("enabled", "true", "false turns every hook off (alembic runs as if we were absent)"),
-    Setting("backup_dir", "backups", "where backups and the audit log live; relative to this file"),
+    Setting(
+        "backup_dir", "backups",
+        "where backups and the audit log live; relative to this file; or s3://bucket/prefix (the [s3] extra): "
+        "backups in object storage",
+    ),
+    Setting(
+        "backup_cache_dir", "",
+        "with an s3:// backup_dir: the local working folder (backups being written or read, the audit log); "
+        "empty: ~/.cache/alembic-safety/<hash of the URL>; relative to this file",
+    ),
     Setting(
         "store", "auto",
         "where snapshots are kept: database (a schema beside the data), files, or auto (database on "
@@ -61,6 +70,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keep", "10", "complete backups kept after each new one (0 = keep all)"),
     Setting("compression_level", "3", "zstd level for snapshot files, 1 (fast) to 19"),
     Setting("lock_timeout", "10s", "how long to wait for the at-risk tables' lock (0 = forever)"),
+    Setting(
+        "parallel_snapshot_workers", "4",
+        "PostgreSQL, files store: connections that copy a step's large tables at once, sharing the migration's "
+        "snapshot (the migration's own included; 1 = one table after the other)",
+    ),
+    Setting(
+        "parallel_snapshot_min_rows", "1000000",
+        "a table counts as large for the parallel snapshot from this many estimated rows; two or more large "
+        "tables in one step are copied in parallel",
+    ),
     Setting(
         "scratch_url", "",
         "a server where generate may create (and drop) a temporary database to replay the history; "
@@ -88,6 +107,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stop_app_command", "", "the command that stops the application, quoted in the emergency plan"),
     Setting("maintenance_command", "", "the command that turns maintenance mode on, quoted in the emergency plan"),
     Setting(
+        "encryption_key_env", "",
+        "the name of an environment variable holding a key (openssl rand -base64 32): the files store "
+        "encrypts backup data with it; empty: not encrypted",
+    ),
+    Setting(
         "notify_url", "",
         "a webhook (Slack-compatible) that receives a JSON event on a refused step, a rollback and a failed "
         "health check",
@@ -106,13 +130,15 @@ _UNITS = {
 }  # fmt: skip
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$", re.IGNORECASE)
 _SECONDS = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
+MAX_DURATION = (2**31 - 1) // 1000  # seconds
 
 
 @dataclass(frozen=True)
 class SafetyConfig:
     """Validated settings. Build it with :func:`load_config`, or directly in tests."""
 
-    backup_dir: Path
+    backup_dir: Path  # the local folder; with backup_url, the working folder mirrored to the bucket
+    backup_url: str = ""  # s3://bucket/prefix when backups live in object storage (snapshot/remote.py)
     enabled: bool = True
     store: str = "auto"
     snapshot_schema: str = ""
@@ -124,6 +150,8 @@ class SafetyConfig:
     keep: int = 10
     compression_level: int = 3
     lock_timeout: float = 10.0
+    parallel_snapshot_workers: int = 4
+    parallel_snapshot_min_rows: int = 1_000_000
     scratch_url: str = ""
     checks: str = "on"
     check_policies: tuple[tuple[str, str], ...] = ()  # (code or name, error|warn|off)
@@ -134,6 +162,7 @@ class SafetyConfig:
     stop_app_command: str = ""
     maintenance_command: str = ""
     notify_url: str = ""
+    encryption_key_env: str = ""  # the variable's name; the key itself is read when a backup needs it
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def store_for(self, dialect_name: str) -> str:
@@ -158,6 +187,11 @@ class SafetyConfig:
     @property
     def audit_path(self) -> Path:
         return self.backup_dir / "audit.jsonl"
+
+    @property
+    def backup_location(self) -> str:
+        """Where backups live, as the user wrote it: the bucket URL or the folder."""
+        return self.backup_url or str(self.backup_dir)
 
 
 def parse_bool(value: str, key: str, origin: str) -> bool:
@@ -185,7 +219,10 @@ def parse_duration(value: str, key: str, origin: str) -> float:
         raise ConfigError(
             f"{key} = {value!r} ({origin}) is not a duration; use seconds or 500ms, 10s, 2min"
         )
-    return float(m.group(1)) * _SECONDS[(m.group(2) or "").lower()]
+    seconds = float(m.group(1)) * _SECONDS[(m.group(2) or "").lower()]
+    if seconds > MAX_DURATION:  # PostgreSQL's timeouts are whole milliseconds in a 32-bit integer
+        raise ConfigError(f"{key} = {value!r} ({origin}) is too long; at most {MAX_DURATION // 86400} days")
+    return seconds
 
 
 def parse_int(value: str, key: str, origin: str, low: int, high: int) -> int:
@@ -231,12 +268,42 @@ def parse_url(value: str, key: str, origin: str) -> str:
     return v
 
 
+def _env_name(value: str, key: str, origin: str) -> str:
+    v = value.strip()
+    if v and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        raise ConfigError(f"{key} ({origin}) must be the name of an environment variable (letters, digits, _), "
+                          "not the key itself")  # fmt: skip
+    return v
+
+
 def _relative(value: str, here: Path) -> Path | None:
     v = value.strip()
     if not v:
         return None
     path = Path(v).expanduser()
     return path if path.is_absolute() else here / path
+
+
+def _backup_location(
+    backup_dir: tuple[str, str], cache_dir: tuple[str, str], here: Path, environ: Mapping[str, str]
+) -> tuple[Path, str]:
+    """``(local folder, bucket URL or "")``: a folder, or an ``s3://`` URL and its working folder."""
+    from .snapshot import remote
+
+    value, origin = backup_dir
+    if not remote.is_url(value):
+        path = Path(value.strip() or "backups").expanduser()
+        return (path if path.is_absolute() else here / path), ""
+    try:
+        url = remote.parse_url(value)
+    except ValueError as exc:
+        shown = "the URL" if "@" in value else repr(value.strip())  # never echo what may be a secret
+        raise ConfigError(f"backup_dir = {shown} ({origin}): {exc}") from exc
+    if remote.client_missing():
+        raise ConfigError(f"backup_dir = {url} ({origin}) needs s3fs: {remote.EXTRA}")
+    cache = _relative(cache_dir[0], here) or remote.default_cache(url, environ)
+    remote.attach(cache, url)
+    return cache, url
 
 
 def parse_list(value: str) -> tuple[str, ...]:
@@ -279,11 +346,13 @@ def load_config(
         value, origin = raw[key]
         return value, key, origin
 
-    backup_dir = Path(raw["backup_dir"][0].strip() or "backups").expanduser()
-    if not backup_dir.is_absolute():
-        backup_dir = here / backup_dir
-    return SafetyConfig(
+    backup_dir, backup_url = _backup_location(raw["backup_dir"], raw["backup_cache_dir"], here, environ)
+    if backup_dir.exists() and not backup_dir.is_dir():
+        key = "backup_cache_dir" if backup_url else "backup_dir"
+        raise ConfigError(f"{key} = {str(backup_dir)!r} ({raw[key][1]}) is not a folder")
+    config = SafetyConfig(
         backup_dir=backup_dir,
+        backup_url=backup_url,
         enabled=parse_bool(*get("enabled")),
         store=parse_choice(*get("store"), STORES),
         snapshot_schema=parse_identifier(*get("snapshot_schema")) if raw["snapshot_schema"][0].strip() else "",
@@ -295,6 +364,8 @@ def load_config(
         keep=parse_int(*get("keep"), 0, 1_000_000),
         compression_level=parse_int(*get("compression_level"), 1, 19),
         lock_timeout=parse_duration(*get("lock_timeout")),
+        parallel_snapshot_workers=parse_int(*get("parallel_snapshot_workers"), 1, 64),
+        parallel_snapshot_min_rows=parse_int(*get("parallel_snapshot_min_rows"), 0, 10**15),
         checks=parse_choice(*get("checks"), CHECK_MODES),
         check_policies=parse_policies(*get("check_policies")),
         check_exact_rows=parse_int(*get("check_exact_rows"), 0, 10**15),
@@ -305,8 +376,16 @@ def load_config(
         stop_app_command=raw["stop_app_command"][0].strip(),
         maintenance_command=raw["maintenance_command"][0].strip(),
         notify_url=parse_url(*get("notify_url")),
+        encryption_key_env=_env_name(*get("encryption_key_env")),
         sources={k: origin for k, (_, origin) in raw.items()},
     )
+    if config.check_policies:
+        # the checks' registry imports this module: asked here, when both are loaded, so a typo in
+        # check_policies is refused before anything runs (not after a step, its backup written)
+        from .checks import policies
+
+        policies(config)
+    return config
 
 
 def from_alembic_config(alembic_cfg: Any, x_args: Mapping[str, str] | None = None) -> SafetyConfig:

@@ -32,7 +32,7 @@ from alembic.script import Script
 
 from . import _compat
 from .audit import AuditLog, redact_url
-from .checks.step import checks_after_step, checks_before_step
+from .checks.step import LIVE_BEFORE_KEY, checks_after_step, checks_before_step
 from .config import SafetyConfig, from_alembic_config
 from .errors import SafetyError
 from .offline import database_store_statements, files_store_statements
@@ -129,15 +129,17 @@ class SafetySession:
             self.audit.write("step_opaque", revision=script.revision, direction=direction, reason=reason)
         backup: Manifest | None = None
         mover: Mover | None = None
+        state: dict[str, Any] = {}
         if mctx.as_sql:
             mover = self._emit_offline(mctx, report, script, direction, rev_from, rev_to)
         else:
-            backup, mover = self._snapshot(mctx, report, script, direction, rev_from, rev_to)
-        pending = self.pending[(script.revision, upgrade)] = _Pending(started, recorded, backup, mover)
+            backup, mover = self._snapshot(mctx, report, script, direction, rev_from, rev_to, state)
+        pending = self.pending[(script.revision, upgrade)] = _Pending(started, recorded, backup, mover, state=state)
         if not mctx.as_sql:
             start = StepStart(script.revision, direction, recorded, backup, pending.state)
             for before in BEFORE_STEP_HOOKS:
                 before(self, mctx, start)
+            state.pop(LIVE_BEFORE_KEY, None)  # read before the step: stale once it runs
         try:
             if mover is None:
                 return fn(*args, **kwargs)
@@ -153,8 +155,8 @@ class SafetySession:
             )  # fmt: skip
             raise
 
-    def _snapshot(self, mctx: MigrationContext, report: Any, script: Script, direction: str,
-                  rev_from: str | None, rev_to: str | None) -> tuple[Manifest | None, Mover | None]:  # fmt: skip
+    def _snapshot(self, mctx: MigrationContext, report: Any, script: Script, direction: str, rev_from: str | None,
+                  rev_to: str | None, state: dict[str, Any]) -> tuple[Manifest | None, Mover | None]:  # fmt: skip
         conn = mctx.connection
         if conn is None:
             raise SafetyError(
@@ -162,6 +164,7 @@ class SafetySession:
             )
         catalog = LiveCatalog(conn, version_table=mctx.version_table, version_schema=mctx.version_table_schema,
                               safety_schema=snapshot_schema(conn, self.config.snapshot_schema))  # fmt: skip
+        state[LIVE_BEFORE_KEY] = catalog  # the before-step checks read the same moment: names read once
         requests, notes = plan_snapshot(report, self.config, catalog, dialect_name=conn.dialect.name)
         for note in notes:
             log.info("%s", note)

@@ -8,6 +8,8 @@ env.py, async engines and multidb setups included.
 from __future__ import annotations
 
 import logging
+import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,10 +55,84 @@ class Project:
         return AuditLog(self.config.audit_path)
 
     def script(self) -> ScriptDirectory:
+        """The project's scripts, every revision file imported (see :func:`load_revisions`)."""
         try:
-            return ScriptDirectory.from_config(self.alembic)
+            script = ScriptDirectory.from_config(self.alembic)
         except CommandError as exc:
             raise ConfigError(f"alembic configuration: {exc}") from exc
+        load_revisions(script)
+        return script
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _project_roots(script: ScriptDirectory) -> list[Path]:
+    """The folders of the project's own Alembic code: env.py's folder and the version locations."""
+    return [Path(p).resolve() for p in (script.dir, script.versions, *script.version_locations)]
+
+
+def _inside(path: str, roots: list[Path]) -> bool:
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, ValueError):
+        return False
+    return any(resolved.is_relative_to(root) for root in roots)
+
+
+def project_code_failure(exc: BaseException, script: ScriptDirectory) -> str | None:
+    """When ``exc`` was raised by the project's own code (env.py or a revision file, at import
+    or at module level), one line naming the file and line; None when it came from elsewhere
+    (alembic-safety itself among them: that is a bug to report, not the user's file)."""
+    roots = _project_roots(script)
+    if isinstance(exc, SyntaxError) and exc.filename and _inside(exc.filename, roots):
+        where: tuple[str, int | None] = (str(Path(exc.filename).resolve()), exc.lineno)
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        last = max((i for i, f in enumerate(frames) if _inside(f.filename, roots)), default=None)
+        if last is None or any(_inside(f.filename, [_PACKAGE]) for f in frames[last + 1:]):
+            return None
+        where = (str(Path(frames[last].filename).resolve()), frames[last].lineno)
+    lines = str(exc.msg if isinstance(exc, SyntaxError) else exc).strip().splitlines()
+    what = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    line = f" (line {where[1]})" if where[1] else ""
+    versions = _project_roots(script)[1:]
+    hint = " (or move it out of the versions folder)" if _inside(where[0], versions) else ""
+    return f"{where[0]}{line} fails: {what}; fix that file{hint}"
+
+
+def load_revisions(script: ScriptDirectory) -> None:
+    """Import every revision file now, so that one which cannot be imported (a syntax error, a
+    missing module, an exception or ``sys.exit`` at module level), a ``down_revision`` naming no
+    revision and a revision id present twice are one line naming the problem — before anything
+    is read or written — instead of an error deep inside a command."""
+    caught: list[warnings.WarningMessage] = []
+    failure: BaseException | None = None
+    with warnings.catch_warnings(record=True) as recorded:
+        warnings.simplefilter("always")
+        try:
+            script.get_heads()
+        except (SafetyError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # SystemExit at module level included
+            failure = exc
+        caught = list(recorded)
+    graph = [str(w.message) for w in caught if issubclass(w.category, UserWarning)
+             and ("is not present" in str(w.message) or "present more than once" in str(w.message))]  # fmt: skip
+    if graph:  # alembic only warns, then fails later (or silently keeps one of two revisions)
+        raise ConfigError(f"alembic: {graph[0]}; fix down_revision (or the duplicate revision id) in "
+                          f"the revision files in {script.versions}") from failure  # fmt: skip
+    if isinstance(failure, CommandError):
+        raise ConfigError(f"alembic: {failure}") from failure
+    if failure is not None:
+        message = project_code_failure(failure, script)
+        if message is None:
+            lines = str(failure).strip().splitlines()
+            message = (f"the revision files in {script.versions} cannot be loaded: {type(failure).__name__}: "
+                       f"{lines[0] if lines else ''}")  # fmt: skip
+        raise ConfigError(message) from failure
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def load_project(config_file: str, section: str = "alembic", x_args: tuple[str, ...] = (),
@@ -93,6 +169,10 @@ def with_database(project: Project, work: Callable[[sa.Connection, MigrationCont
             raise SafetyError("env.py ran in offline mode; alembic-safety needs a database connection")
         try:
             results.append(work(context.connection, context))
+        except OSError as exc:  # the files alembic-safety writes (backup_dir), not the database
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise SafetyError(f"cannot use the backup folder: {exc.strerror or exc}{where}; check that "
+                              "backup_dir is a writable folder") from exc  # fmt: skip
         except sa.exc.DBAPIError as exc:
             # connected: an error here is the database refusing a statement, not an outage
             first = redact_text(str(getattr(exc, "orig", exc) or exc)).strip().splitlines()
@@ -123,6 +203,11 @@ def with_database(project: Project, work: Callable[[sa.Connection, MigrationCont
         ) from exc
     except CommandError as exc:
         raise ConfigError(f"alembic: {exc}") from exc
+    except Exception as exc:
+        message = project_code_failure(exc, script)  # env.py's own error, e.g. a missing import
+        if message is None:
+            raise
+        raise ConfigError(message) from exc
     finally:
         logging.disable(previous)
     return results

@@ -4,9 +4,13 @@ Rendered as text or markdown from ``templates/status/``, or as JSON (:meth:`Stat
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from .audit import Unfinished, unfinished
 from .errors import SafetyError
 from .plan import analyse
 from .project import Project, Status, status
@@ -16,7 +20,8 @@ from .templating import render
 
 ALL = 10**9  # status() lists this many backups: the report counts them all, shows the newest
 SHOWN_BACKUPS = 5
-FAILURE_EVENTS = ("step_refused", "rollback_failed", "backup_failed")
+FAILURE_EVENTS = ("step_refused", "rollback_failed", "backup_failed", "revision_failed")
+LOW_SPACE = 1024 * 1024  # less free space than this in backup_dir is worth a next step
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class StatusReport:
     last_health: dict[str, Any] | None
     last_failure: dict[str, Any] | None
     next_steps: tuple[str, ...]
+    interrupted: tuple[Unfinished, ...] = ()
 
     @property
     def backups(self) -> tuple[Manifest, ...]:
@@ -65,15 +71,180 @@ class StatusReport:
             "incomplete_backups": [{"id": i.id, "reason": i.reason} for i in st.incomplete],
             "last_health": self.last_health, "last_failure": self.last_failure,
             "events": list(st.events), "next_steps": list(self.next_steps),
+            "interrupted": [u.as_dict() for u in self.interrupted],
         }  # fmt: skip
 
 
-def _last(project: Project, events: tuple[str, ...]) -> dict[str, Any] | None:
+def _last(log: list[dict[str, Any]], events: tuple[str, ...]) -> dict[str, Any] | None:
     found = None
-    for e in project.audit.read():
+    for e in log:
         if e.get("event") in events:
             found = e
     return found
+
+
+def _first_line(value: Any) -> str:
+    lines = str(value or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _step_of(log: list[dict[str, Any]], event: dict[str, Any]) -> tuple[Any, Any] | None:
+    """(revision, direction) of the step a failure event belongs to (a failed backup: the step
+    its pre-revision backup protected)."""
+    if event.get("event") != "backup_failed":
+        return event.get("revision"), event.get("direction")
+    for e in log:
+        if e.get("event") == "backup_started" and e.get("backup_id") == event.get("backup_id"):
+            if e.get("kind") != "pre-revision":
+                return None
+            upgrade = e.get("direction") == "upgrade"
+            return e.get("revision_to" if upgrade else "revision_from"), e.get("direction")
+    return None
+
+
+def _redone(log: list[dict[str, Any]], failure: dict[str, Any]) -> bool:
+    """Whether the step a failure refused was applied later (the failure is dealt with)."""
+    step = _step_of(log, failure)
+    if step is None:
+        return False
+    later = log[next(i for i, e in enumerate(log) if e is failure) + 1:]
+    return any(e.get("event") == "revision_applied" and (e.get("revision"), e.get("direction")) == step
+               for e in later)  # fmt: skip
+
+
+def _failure_step(failure: dict[str, Any]) -> str:
+    event, ts = str(failure.get("event")), failure.get("ts")
+    if event == "revision_failed":
+        return (f"{failure.get('direction')} {failure.get('revision_from') or 'base'} -> "
+                f"{failure.get('revision_to') or 'base'} failed at {ts} ({_first_line(failure.get('error'))}); "
+                f"{failure.get('note') or 'see the audit log'}: fix the cause, then run it again")  # fmt: skip
+    if event == "backup_failed":
+        return (f"backup {failure.get('backup_id')} failed at {ts} ({_first_line(failure.get('error'))}): the "
+                "step it protected was refused and nothing of it ran; fix the cause, then run the command "
+                "again")  # fmt: skip
+    what = {"step_refused": "a step was refused", "rollback_failed": "a rollback failed"}[event]
+    return (f"{what} at {ts} ({failure.get('revision') or failure.get('backup_id') or ''}): read it in the audit "
+            "log; EMERGENCY_ROLLBACK_PLAN.md (`alembic-safety emergency`) says what to do")  # fmt: skip
+
+
+def _revisions(value: Any) -> tuple[str, ...]:
+    """Heads as the audit log writes them (``a+b`` for a merge point, null for base)."""
+    return tuple(sorted(str(value).split("+"))) if value else ()
+
+
+def _at(st: Status) -> str:
+    return ", ".join(st.current or ()) or "base"
+
+
+def _backup_fate(u: Unfinished, st: Status, complete: set[str], landed: bool) -> str:
+    backup_id = u.backup_id
+    if backup_id in complete:
+        return (f"its backup {backup_id} is complete" + ("" if landed else ", but nothing of the step was applied: "
+                "it is not needed for a rollback"))  # fmt: skip
+    if backup_id in {i.id for i in st.incomplete}:
+        return f"its backup {backup_id} is incomplete and never usable (`alembic-safety prune` removes it)"
+    if u.last.get("event") == "backup_completed" and u.started.get("store") == "database":
+        return f"its backup {backup_id} went with the rolled-back transaction"
+    return f"its backup {backup_id} was never completed and is not listed"
+
+
+def _who(u: Unfinished) -> str:
+    host = u.started.get("host")
+    if u.running is False:
+        return "its process was killed or lost the database"
+    return "killed, lost the database, or still running" + (f" on {host}" if host else "")
+
+
+def _unfinished_step(u: Unfinished, st: Status, complete: set[str], dialect: str | None) -> str:
+    s = u.started
+    direction = str(s.get("direction"))
+    what = f"{direction} {s.get('revision_from') or 'base'} -> {s.get('revision_to') or 'base'}"
+    if u.running:
+        return f"{what} is in progress (pid {s.get('pid')}, since {s.get('ts')}): let it finish"
+    head = f"{what} started at {s.get('ts')} and never recorded its end ({_who(u)})"
+    if st.current is None:
+        return f"{head}; {_backup_fate(u, st, complete, False)}; see where the database is with `alembic current`"
+    current = tuple(sorted(st.current))
+    if current == _revisions(s.get("revision_to")):
+        return (f"{head}; the database is at {_at(st)}: the step landed and {_backup_fate(u, st, complete, True)}; "
+                "run `alembic-safety health` to check it")  # fmt: skip
+    if current != _revisions(s.get("revision_from")):
+        return f"{head}; the database is at {_at(st)}; {_backup_fate(u, st, complete, False)}"
+    undone = ("PostgreSQL rolled the step back" if dialect == "postgresql" else
+              "a database that commits DDL as it runs may keep part of it: compare the schema with that revision")
+    return (f"{head}; the database is still at {_at(st)} ({undone}) and {_backup_fate(u, st, complete, False)}; "
+            f"run `alembic {direction}` again: it takes a new snapshot")  # fmt: skip
+
+
+def _unfinished_rollback(u: Unfinished, st: Status) -> str:
+    s = u.started
+    backup_id = s.get("backup_id")
+    if u.running:
+        return f"the rollback of {backup_id} is in progress (pid {s.get('pid')}, since {s.get('ts')}): let it finish"
+    head = f"the rollback of {backup_id} started at {s.get('ts')} and never recorded its end ({_who(u)})"
+    again = f"run `alembic-safety rollback {backup_id} --dry-run`, then the rollback again"
+    if st.current is None:
+        return f"{head}; see where the database is with `alembic current`, then {again}"
+    current = tuple(sorted(st.current))
+    if current == tuple(sorted(s.get("current") or ())):
+        undone = ("nothing was rolled back: PostgreSQL undid the whole rollback" if s.get("transactional") else
+                  "but this database commits DDL as it runs: it may be rolled back part-way, the state before is "
+                  "in its pre-rollback backup (`alembic-safety backups`)")  # fmt: skip
+        return f"{head}; the database is still at {_at(st)} ({undone}); {again}"
+    if current == _revisions(s.get("target")):
+        return (f"{head}; the database is at {s.get('target') or 'base'}: the rollback landed, its final checks did "
+                f"not run: run `alembic-safety health` and `alembic-safety show {backup_id} --verify`")  # fmt: skip
+    return f"{head}; the database is at {_at(st)}: compare it with the rollback's plan before acting"
+
+
+def _unfinished_backup(u: Unfinished, st: Status) -> str:
+    s = u.started
+    if u.running:
+        return f"backup {u.backup_id} is in progress (pid {s.get('pid')}, since {s.get('ts')})"
+    fate = ("it is incomplete and never usable (`alembic-safety prune` removes it)"
+            if u.backup_id in {i.id for i in st.incomplete} else "nothing of it is listed")
+    return (f"the manual backup {u.backup_id} started at {s.get('ts')} never recorded its end ({_who(u)}); "
+            f"{fate}; run `alembic-safety backup` again")
+
+
+def _dialect(log: list[dict[str, Any]], backups: tuple[Manifest, ...]) -> str | None:
+    for e in reversed(log):
+        url = e.get("database")
+        if isinstance(url, str) and "://" in url:
+            return url.split("://", 1)[0].split("+", 1)[0]
+    return backups[0].dialect if backups else None
+
+
+def _interrupted_steps(st: Status, found: tuple[Unfinished, ...], dialect: str | None) -> list[str]:
+    complete = {m.id for m in st.backups}
+    out = []
+    for u in found:
+        if u.kind == "step":
+            out.append(_unfinished_step(u, st, complete, dialect))
+        elif u.kind == "rollback":
+            out.append(_unfinished_rollback(u, st))
+        else:
+            out.append(_unfinished_backup(u, st))
+    return out
+
+
+def _backup_dir_steps(project: Project) -> list[str]:
+    """backup_dir must take the audit log and (files store) the snapshots."""
+    folder = Path(project.config.backup_dir)
+    probe = folder if folder.exists() else next((p for p in folder.parents if p.exists()), None)
+    if probe is None:
+        return []
+    if not os.access(probe, os.W_OK):  # EROFS for everyone, root included
+        return [f"backup_dir {folder} is not writable: every step with something at risk (and every audit "
+                "event) would be refused; make it writable or set backup_dir to a writable folder"]  # fmt: skip
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return []
+    if free < LOW_SPACE:
+        return [f"backup_dir {folder} has {human(free)} free: snapshots and audit events need room; free space "
+                "or set backup_dir to a larger disk"]  # fmt: skip
+    return []
 
 
 def _pending(project: Project, st: Status) -> tuple[tuple[PendingRevision, ...], str | None]:
@@ -87,18 +258,15 @@ def _pending(project: Project, st: Status) -> tuple[tuple[PendingRevision, ...],
 
 
 def _next_steps(project: Project, st: Status, pending: tuple[PendingRevision, ...], all_backups: tuple[Manifest, ...],
-                health: dict[str, Any] | None, failure: dict[str, Any] | None) -> list[str]:  # fmt: skip
-    steps: list[str] = []
+                health: dict[str, Any] | None, failure: dict[str, Any] | None,
+                first: tuple[str, ...] = ()) -> list[str]:  # fmt: skip
+    steps: list[str] = list(first)
     if st.database_error:
         steps.append("reach the database first: check sqlalchemy.url (or how env.py builds it) and the server")
     if len(st.heads) > 1:
         steps.append(f"the history has {len(st.heads)} heads: `alembic merge heads` before upgrading")
     if failure is not None:
-        what = {"step_refused": "a step was refused", "rollback_failed": "a rollback failed",
-                "backup_failed": "a backup failed"}[str(failure.get("event"))]  # fmt: skip
-        steps.append(f"{what} at {failure.get('ts')} ({failure.get('revision') or failure.get('backup_id') or ''}): "
-                     "read it in the audit log; EMERGENCY_ROLLBACK_PLAN.md (`alembic-safety emergency`) says what "
-                     "to do")  # fmt: skip
+        steps.append(_failure_step(failure))
     if health is not None and health.get("status") in ("failed", "unreachable"):
         steps.append(f"the last health check ({health.get('ts')}) {health.get('status')}: run `alembic-safety health` "
                      "and fix its error findings")  # fmt: skip
@@ -122,13 +290,18 @@ def _next_steps(project: Project, st: Status, pending: tuple[PendingRevision, ..
 def status_report(project: Project, n_events: int = 10) -> StatusReport:
     st = status(project, n_backups=ALL, n_events=n_events)
     pending, pending_error = _pending(project, st)
-    health = _last(project, ("health",))
-    failure = _last(project, FAILURE_EVENTS)
+    log = list(project.audit.read())
+    health = _last(log, ("health",))
+    failure = _last(log, FAILURE_EVENTS)
     if failure is not None and health is not None and str(health.get("ts")) > str(failure.get("ts")) \
             and health.get("status") == "healthy":  # fmt: skip
         failure = None  # a healthy check since: the failure was dealt with
-    steps = _next_steps(project, st, pending, st.backups, health, failure)
-    return StatusReport(st, st.backups, pending, pending_error, health, failure, tuple(steps))
+    if failure is not None and _redone(log, failure):
+        failure = None  # the step it refused was applied since
+    found = tuple(unfinished(log))
+    first = (*_interrupted_steps(st, found, _dialect(log, st.backups)), *_backup_dir_steps(project))
+    steps = _next_steps(project, st, pending, st.backups, health, failure, first)
+    return StatusReport(st, st.backups, pending, pending_error, health, failure, tuple(steps), found)
 
 
 def render_status(project: Project, report: StatusReport, fmt: str) -> str:

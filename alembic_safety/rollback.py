@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -63,12 +64,15 @@ from .rollback_plan import (
 )
 from .snapshot import poststate, throughput
 from .snapshot.backup import BackupRequest, database_store, take_backup
+from .snapshot.crypto import cipher_for_backup, cipher_from_env
 from .snapshot.dbstore import MOVED, DatabaseStore, DeclaredType, restore_casts
 from .snapshot.fastload import bulk_reload
+from .snapshot.identity import check_same_database
 from .snapshot.manifest import Manifest, TableSnapshot
 from .snapshot.policy import SnapshotRequest, risks_of
 from .snapshot.reflect import LiveCatalog
 from .snapshot.restore import restore_table, verify_backup
+from .snapshot.scope import check_scope, step_schemas
 from .snapshot.store import FileStore, new_backup_id
 from .sqlinfo import TableRef
 
@@ -226,6 +230,9 @@ def _gather(project: Project, conn: sa.Connection, mctx: MigrationContext, backu
             notes.append(f"no pre-revision backup of {s.revision} newer than {chosen.id}: its upgrade put nothing "
                          "at risk, or the backup was pruned — its downgrade runs, no data comes back for it")
     insp = sa.inspect(conn)
+    for s in scripts:  # never restore into another database, nor beyond what the revision could snapshot
+        if s.revision in manifests:
+            _check_target(project, conn, mctx, s, manifests[s.revision], insp.default_schema_name)
     dialect = conn.dialect.name
     transactional = bool(mctx.impl.transactional_ddl) and dialect == "postgresql"
     revisions: list[RevisionRollback] = []
@@ -295,6 +302,22 @@ def _gather(project: Project, conn: sa.Connection, mctx: MigrationContext, backu
         confirmation_code=confirmation_code(chosen.id, current, mode), notes=tuple(notes),
     )  # fmt: skip
     return _Facts(plan, manifests)
+
+
+def _check_target(project: Project, conn: sa.Connection, mctx: MigrationContext, script: Script,
+                  manifest: Manifest, default_schema: str | None) -> None:  # fmt: skip
+    """Refuse a backup of another database (exit 2), an encrypted one without its key (exit 2),
+    and a manifest naming tables beyond the schemas the revision's upgrade can snapshot (exit 1):
+    checked at plan time, before any change."""
+    check_same_database(manifest.id, manifest.source, conn)
+    if manifest.encryption is not None:
+        cipher_for_backup(manifest.id, manifest.encryption, cipher_from_env(project.config.encryption_key_env))
+    fn = getattr(script.module, "upgrade", None)
+    if not callable(fn):
+        return
+    step = record(_own(fn), mctx.dialect, environment=_compat.environment_context(alembic_context),
+                  context_opts={"version_table": mctx.version_table})  # fmt: skip
+    check_scope(manifest, step_schemas(step, default_schema), default_schema, conn.dialect.name)
 
 
 def _downgrade_creates(recorded: Any, ref: TableRef) -> bool:
@@ -796,14 +819,17 @@ def _triggers_off(conn: sa.Connection, detail: list[str]) -> Iterator[None]:
     dialect = conn.dialect.name
     if dialect == "postgresql":
         prev = conn.exec_driver_sql("SELECT current_setting('session_replication_role')").scalar_one()
+        changed = False
         try:
             with conn.begin_nested():
                 conn.execute(sa.select(sa.func.set_config("session_replication_role", "replica", True)))
+            changed = True
             detail.append("triggers off (session_replication_role = replica)")
         except sa.exc.DBAPIError:
             detail.append("triggers stay on (this role may not set session_replication_role)")
         yield
-        conn.execute(sa.select(sa.func.set_config("session_replication_role", prev, True)))
+        if changed:  # setting it back needs the same privilege
+            conn.execute(sa.select(sa.func.set_config("session_replication_role", prev, True)))
     elif dialect in ("mysql", "mariadb"):
         prev = conn.exec_driver_sql("SELECT @@foreign_key_checks").scalar_one()
         conn.exec_driver_sql("SET foreign_key_checks = 0")
@@ -959,8 +985,9 @@ def _write_report(run: _Run, failed: str | None) -> Path:
         differences=run.differences, revision=run.revision, written_at=isoformat(utcnow()),
         seconds=round(time.monotonic() - run.started, 3),
     )  # fmt: skip
-    path.write_text(text, encoding="utf-8")
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # 0600 from the start, whatever the umask
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return path
 
 

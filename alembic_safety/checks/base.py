@@ -93,9 +93,22 @@ class CheckContext:
     # tables whose rows were written with foreign-key enforcement off (a rollback's restore under
     # session_replication_role = replica): their foreign keys, both ways, are checked row by row
     unverified: frozenset[str] = frozenset()
+    # step scope: tables the step created that hold no row after it (see step_context); the
+    # checks that read rows skip them, the catalogue checks do not
+    empty: frozenset[TableRef] = frozenset()
 
     def was_unverified(self, ref: TableRef) -> bool:
         return ref.key in self.unverified or ref.name in self.unverified
+
+    def holds_rows(self, ref: TableRef) -> bool:
+        """False for a table known to be empty (created by the step, no row written): reading
+        its rows can find nothing."""
+        return ref not in self.empty
+
+    @property
+    def data_tables(self) -> tuple[TableRef, ...] | None:
+        """The scope of the questions about rows: the tables that may hold some (None: all)."""
+        return None if self.scope == "full" else tuple(t for t in self.tables if t not in self.empty)
 
     @property
     def dialect(self) -> str:
@@ -186,27 +199,46 @@ class CheckRun:
         return "failed" if self.errors else "degraded" if self.warnings else "healthy"
 
 
-def run_checks(ctx: CheckContext, only: Iterable[str] | None = None) -> CheckRun:
-    """Run every applicable check of the context's scope with its policy.  On PostgreSQL each
-    check runs in a SAVEPOINT, so a check that fails leaves the step's transaction usable; a
-    check that cannot run reports that as a warning instead of raising."""
+def run_checks(ctx: CheckContext, only: Iterable[str] | None = None, *, isolate: bool = True) -> CheckRun:
+    """Run every applicable check of the context's scope with its policy.  A check that cannot
+    run reports that as a warning instead of raising.  On PostgreSQL a failed statement aborts
+    the transaction, so the checks run in one SAVEPOINT; if any of them fails, that savepoint is
+    rolled back and every check runs again in a SAVEPOINT of its own, so the one that failed
+    leaves the step's transaction usable and the others still report.
+
+    ``isolate=False``: no savepoint, and the first check that raises propagates — for a caller
+    that holds a savepoint already and calls again with ``isolate=True`` when this raises."""
     started = time.monotonic()
     chosen = set(only) if only is not None else None
     policy = policies(ctx.config)
-    findings: list[CheckFinding] = []
-    ran: list[str] = []
+    checks: list[Check] = []
     for cls in all_checks():
         if policy[cls.code] == "off" or (chosen is not None and cls.code not in chosen):
             continue
         if ctx.scope == "step" and cls.scope != "step":
             continue
         check = cls()
-        if not check.applies(ctx):
-            continue
-        ran.append(cls.code)
-        for f in _run_one(check, ctx):
-            findings.append(replace(f, severity=policy[cls.code]) if f.severity == "error" else f)
-    return CheckRun(tuple(findings), tuple(ran), time.monotonic() - started)
+        if check.applies(ctx):
+            checks.append(check)
+    if not isolate:
+        results: list[list[CheckFinding]] | None = [list(check.run(ctx)) for check in checks]
+    else:
+        results = _run_together(checks, ctx) if ctx.dialect == "postgresql" and len(checks) > 1 else None
+    if results is None:
+        results = [_run_one(check, ctx) for check in checks]
+    findings: list[CheckFinding] = []
+    for check, found in zip(checks, results, strict=True):
+        findings += [replace(f, severity=policy[check.code]) if f.severity == "error" else f for f in found]
+    return CheckRun(tuple(findings), tuple(c.code for c in checks), time.monotonic() - started)
+
+
+def _run_together(checks: list[Check], ctx: CheckContext) -> list[list[CheckFinding]] | None:
+    """Every check in one savepoint (PostgreSQL); None when one of them raised (rolled back)."""
+    try:
+        with ctx.conn.begin_nested():
+            return [list(check.run(ctx)) for check in checks]
+    except Exception:
+        return None
 
 
 def _run_one(check: Check, ctx: CheckContext) -> list[CheckFinding]:

@@ -17,9 +17,9 @@ quoted by SQLAlchemy (``sa.table``/``sa.column``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -28,6 +28,7 @@ from ..snapshot.reflect import SAFETY_SCHEMA, LiveCatalog
 from ..sqlinfo import TableRef
 
 _PG_SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,101 @@ class TableSize:
     bytes: int | None
 
 
+_PG_FILTER = "(:all OR {col} = ANY(ARRAY(SELECT to_regclass(x)::oid FROM unnest(:names) AS x)))"
+_PG_ATTNAMES = ("ARRAY(SELECT a.attname::text FROM unnest({keys}) WITH ORDINALITY k(num, ord) JOIN pg_attribute a "
+                "ON a.attrelid = {rel} AND a.attnum = k.num ORDER BY k.ord)")  # fmt: skip
+_PG_REPLICA = "SELECT current_setting('session_replication_role')"
+_PG_FOREIGN_KEYS = (
+    "SELECT c.conname, c.convalidated, n.nspname, r.relname, fn.nspname, f.relname, "
+    + _PG_ATTNAMES.format(keys="c.conkey", rel="c.conrelid") + ", "
+    + _PG_ATTNAMES.format(keys="c.confkey", rel="c.confrelid") + ", "
+    "EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgconstraint = c.oid AND t.tgenabled = 'D') "
+    "FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid "
+    "JOIN pg_namespace n ON n.oid = r.relnamespace JOIN pg_class f ON f.oid = c.confrelid "
+    "JOIN pg_namespace fn ON fn.oid = f.relnamespace "
+    "WHERE c.contype = 'f' AND c.conparentid = 0 AND n.nspname <> :safety AND ("
+    + _PG_FILTER.format(col="c.conrelid") + " OR " + _PG_FILTER.format(col="c.confrelid")
+    + ") ORDER BY n.nspname, r.relname, c.conname"
+)  # fmt: skip
+_PG_UNTRUSTED_CHECKS = (
+    "SELECT c.conname, n.nspname, r.relname, pg_get_expr(c.conbin, c.conrelid) FROM pg_constraint c "
+    "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+    "WHERE c.contype = 'c' AND NOT c.convalidated AND " + _PG_FILTER.format(col="c.conrelid")
+    + " ORDER BY n.nspname, r.relname, c.conname"
+)  # fmt: skip
+# NOT NULL ... NOT VALID exists from PostgreSQL 18 (contype 'n'); before, none is found
+_PG_UNTRUSTED_NOT_NULL = (
+    "SELECT n.nspname, r.relname, a.attname FROM pg_constraint c "
+    "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+    "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+    "WHERE c.contype = 'n' AND NOT c.convalidated AND " + _PG_FILTER.format(col="c.conrelid")
+)  # fmt: skip
+_PG_BAD_INDEXES = (
+    "SELECT i.relname, n.nspname, t.relname, x.indisunique, "
+    "CASE WHEN x.indexprs IS NULL THEN " + _PG_ATTNAMES.format(keys="x.indkey::int2[]", rel="x.indrelid")
+    + " ELSE ARRAY[]::text[] END, pg_get_expr(x.indpred, x.indrelid) "
+    "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+    "JOIN pg_namespace n ON n.oid = t.relnamespace "
+    "WHERE NOT (x.indisvalid AND x.indisready) AND n.nspname <> :safety AND "
+    + _PG_FILTER.format(col="x.indrelid") + " ORDER BY n.nspname, t.relname, i.relname"
+)  # fmt: skip
+# driven by pg_depend's index on the referenced table; names looked up for the rows found only
+# (a seven-way join took milliseconds to plan, every step)
+_PG_OWNED_SEQUENCES = (
+    "SELECT (SELECT nspname FROM pg_namespace WHERE oid = t.relnamespace), t.relname, "
+    "(SELECT attname FROM pg_attribute WHERE attrelid = d.refobjid AND attnum = d.refobjsubid), "
+    "(SELECT nspname FROM pg_namespace WHERE oid = s.relnamespace) || '.' || s.relname, "
+    "pg_sequence_last_value(s.oid), q.seqstart, q.seqincrement "
+    "FROM pg_depend d JOIN pg_sequence q ON q.seqrelid = d.objid JOIN pg_class s ON s.oid = d.objid "
+    "JOIN pg_class t ON t.oid = d.refobjid "
+    "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+    "AND t.relnamespace IS DISTINCT FROM to_regnamespace(:safety) AND " + _PG_FILTER.format(col="d.refobjid")
+)  # fmt: skip
+# One cheap statement per step: which of the tables the step created hold no row (a plain table
+# without a single page: pg_relation_size reads the file's size, which grows as soon as a row is
+# written, even by this transaction; a partitioned table has no pages of its own, its
+# partitions hold the rows, so it is never called empty), and whether each catalogue question
+# may have an answer for the scope (the data questions for the tables that may hold rows): the
+# detailed queries run only then.  Each EXISTS is looser than its detailed query, never tighter.
+_PG_PROBE = (
+    "WITH scope AS (SELECT to_regclass(x)::oid AS oid FROM unnest(:names) AS x), "
+    "fresh AS (SELECT c.oid, e.x FROM unnest(:new) AS e(x) JOIN pg_class c ON c.oid = to_regclass(e.x) "
+    "  WHERE c.relkind = 'r' AND pg_relation_size(c.oid) = 0), "
+    "filled AS (SELECT oid FROM scope EXCEPT SELECT oid FROM fresh) "
+    "SELECT current_setting('session_replication_role'), ARRAY(SELECT x FROM fresh), "
+    "EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'f' "
+    "  AND (c.conrelid IN (SELECT oid FROM scope) OR c.confrelid IN (SELECT oid FROM scope))), "
+    "EXISTS (SELECT 1 FROM pg_index x WHERE NOT (x.indisvalid AND x.indisready) "
+    "  AND x.indrelid IN (SELECT oid FROM scope)), "
+    "EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'c' AND NOT c.convalidated "
+    "  AND c.conrelid IN (SELECT oid FROM filled)), "
+    "EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'n' AND NOT c.convalidated "
+    "  AND c.conrelid IN (SELECT oid FROM filled)), "
+    "EXISTS (SELECT 1 FROM pg_depend d JOIN pg_sequence q ON q.seqrelid = d.objid "
+    "  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+    "  AND d.refobjid IN (SELECT oid FROM filled))"
+)  # fmt: skip
+
+
 class DbCatalog:
-    """The checks' view of one connection (uncached: read after the step, in its transaction)."""
+    """The checks' view of one connection, read after the step, in its transaction.
+
+    Table names and the structure answers (foreign keys, untrusted constraints, bad indexes,
+    owned sequences) are read once per instance and scope: make a new instance after DDL.  Row
+    counts, estimates and sizes are read every time.  :meth:`prefetch` (PostgreSQL) learns in
+    one statement which of those questions have an answer at all."""
 
     def __init__(self, conn: sa.Connection, *, version_table: str = "alembic_version",
-                 version_schema: str | None = None, safety_schema: str = SAFETY_SCHEMA) -> None:  # fmt: skip
+                 version_schema: str | None = None, safety_schema: str = SAFETY_SCHEMA,
+                 live: LiveCatalog | None = None) -> None:  # fmt: skip
         self.conn = conn
-        self.live = LiveCatalog(conn, version_table=version_table, version_schema=version_schema,
-                                safety_schema=safety_schema)  # fmt: skip
+        self.live = live or LiveCatalog(conn, version_table=version_table, version_schema=version_schema,
+                                        safety_schema=safety_schema)  # fmt: skip
         self.safety_schema = safety_schema
         self.dialect = str(conn.dialect.name)
         self.mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
+        self._memo: dict[tuple[str, frozenset[TableRef] | None], Any] = {}
+        self._replica: str | None = None  # session_replication_role, once read
 
     # -- tables ------------------------------------------------------------------------------
     def resolve(self, ref: TableRef) -> TableRef | None:
@@ -111,12 +196,11 @@ class DbCatalog:
 
     def _pg_names(self, tables: Iterable[TableRef] | None) -> dict[str, Any]:
         names = None if tables is None else [self._qualified(t) for t in tables]
-        return {"all": names is None, "names": names or []}
-
-    _PG_FILTER = ("(:all OR {col} = ANY(ARRAY(SELECT to_regclass(x)::oid FROM unnest(:names) AS x)))")
+        return {"all": names is None, "names": names or [], "safety": self.safety_schema}
 
     def _pg(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        stmt = sa.text(sql).bindparams(sa.bindparam("names", type_=ARRAY(sa.Text())))
+        stmt = sa.text(sql).bindparams(*(sa.bindparam(k, type_=ARRAY(sa.Text())) for k in ("names", "new")
+                                         if f":{k}" in sql))  # fmt: skip
         return list(self.conn.execute(stmt, params).all())
 
     def _ref(self, schema: str | None, name: str) -> TableRef:
@@ -125,36 +209,82 @@ class DbCatalog:
     def _in(self, tables: Iterable[TableRef] | None) -> set[TableRef] | None:
         return None if tables is None else set(tables)
 
+    def _key(self, what: str, tables: set[TableRef] | None) -> tuple[str, frozenset[TableRef] | None]:
+        return what, None if tables is None else frozenset(tables)
+
+    def _once(self, what: str, tables: set[TableRef] | None, read: Callable[[], list[_T]]) -> list[_T]:
+        if tables is not None and not tables:
+            return []
+        key = self._key(what, tables)
+        if key not in self._memo:
+            self._memo[key] = read()
+        return list(self._memo[key])
+
+    def prefetch(self, tables: Iterable[TableRef], new: Iterable[TableRef] = ()) -> None:
+        """PostgreSQL, one statement: which of ``new`` (tables the step created) are empty, and
+        which catalogue questions about ``tables`` have no answer: those are settled without a
+        query.  The data questions (CHECK, NOT NULL, sequences) are settled for ``tables`` less
+        the empty ones (:attr:`CheckContext.data_tables`).  Elsewhere it does nothing."""
+        if self.dialect != "postgresql":
+            return
+        wanted, fresh = set(tables), list(dict.fromkeys(new))
+        row = self._pg(_PG_PROBE, {**self._pg_names(wanted), "new": [self._qualified(t) for t in fresh]})[0]
+        replica, empty, fks, bad, checks, not_null, sequences = row
+        self._replica = str(replica)
+        if fresh:
+            self._memo[self._key("empty", set(fresh))] = self._pg_empty(fresh, [(x,) for x in empty or []])
+        filled = wanted - self.empty(fresh)
+        for what, scope, some in (("fks", wanted, fks), ("bad_indexes", wanted, bad), ("checks", filled, checks),
+                                  ("not_null", filled, not_null), ("sequences", filled, sequences)):
+            if not some:
+                self._memo[self._key(what, scope)] = []
+
+    # -- empty tables ----------------------------------------------------------------------------
+    def empty(self, tables: Iterable[TableRef]) -> frozenset[TableRef]:
+        """Which of these tables hold no row.  PostgreSQL answers from the catalogue (a plain
+        table with no page; a partitioned table is never called empty); elsewhere one statement
+        probes them all (``EXISTS (SELECT 1 FROM t)``).  Only ask about tables this transaction
+        holds a lock on (the step created them): asking waits behind another session's
+        ``ACCESS EXCLUSIVE`` lock, like any read of the table."""
+        wanted = list(dict.fromkeys(tables))
+        if not wanted:
+            return frozenset()
+        return frozenset(self._once("empty", set(wanted), lambda: self._read_empty(wanted)))
+
+    def _read_empty(self, tables: list[TableRef]) -> list[TableRef]:
+        if self.dialect == "postgresql":
+            row = self._pg(_PG_PROBE, {**self._pg_names([]), "new": [self._qualified(t) for t in tables]})[0]
+            return self._pg_empty(tables, [(x,) for x in row[1] or []])
+        probes = [sa.exists(sa.select(sa.literal(1)).select_from(sa.table(t.name, schema=t.schema))).label(f"t{i}")
+                  for i, t in enumerate(tables)]  # fmt: skip
+        row = self.conn.execute(sa.select(*probes)).one()
+        return [t for t, present in zip(tables, row, strict=True) if not present]
+
+    def _pg_empty(self, tables: list[TableRef], rows: list[tuple[Any, ...]]) -> list[TableRef]:
+        names = {str(r[0]) for r in rows}
+        return [t for t in tables if self._qualified(t) in names]
+
     # -- foreign keys ------------------------------------------------------------------------
     def foreign_keys(self, tables: Iterable[TableRef] | None = None) -> list[ForeignKey]:
         """Foreign keys from or to these tables (None: all)."""
         wanted = self._in(tables)
+        return self._once("fks", wanted, lambda: self._read_foreign_keys(wanted))
+
+    def _pg_foreign_keys(self, rows: Iterable[Any], replica: str) -> list[ForeignKey]:
+        out = []
+        for name, valid, ns, rel, fns, frel, cols, fcols, disabled in rows:
+            why = ("added NOT VALID (convalidated = false)" if not valid else
+                   "its triggers are disabled" if disabled else
+                   "session_replication_role = replica (foreign keys are not enforced)" if replica == "replica"
+                   else None)  # fmt: skip
+            out.append(ForeignKey(name, self._ref(ns, rel), tuple(cols), self._ref(fns, frel), tuple(fcols), why))
+        return out
+
+    def _read_foreign_keys(self, wanted: set[TableRef] | None) -> list[ForeignKey]:
         if self.dialect == "postgresql":
-            params = self._pg_names(wanted)
-            replica = self.conn.execute(sa.text("SELECT current_setting('session_replication_role')")).scalar()
-            rows: Any = self._pg(
-                "SELECT c.conname, c.convalidated, n.nspname, r.relname, fn.nspname, f.relname, "
-                "ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a "
-                "  ON a.attrelid = c.conrelid AND a.attnum = k.num ORDER BY k.ord), "
-                "ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(num, ord) JOIN pg_attribute a "
-                "  ON a.attrelid = c.confrelid AND a.attnum = k.num ORDER BY k.ord), "
-                "EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgconstraint = c.oid AND t.tgenabled = 'D') "
-                "FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid "
-                "JOIN pg_namespace n ON n.oid = r.relnamespace JOIN pg_class f ON f.oid = c.confrelid "
-                "JOIN pg_namespace fn ON fn.oid = f.relnamespace "
-                "WHERE c.contype = 'f' AND c.conparentid = 0 AND n.nspname <> :safety AND ("
-                + self._PG_FILTER.format(col="c.conrelid") + " OR " + self._PG_FILTER.format(col="c.confrelid")
-                + ") ORDER BY n.nspname, r.relname, c.conname",
-                {**params, "safety": self.safety_schema},
-            )  # fmt: skip
-            out = []
-            for name, valid, ns, rel, fns, frel, cols, fcols, disabled in rows:
-                why = ("added NOT VALID (convalidated = false)" if not valid else
-                       "its triggers are disabled" if disabled else
-                       "session_replication_role = replica (foreign keys are not enforced)" if replica == "replica"
-                       else None)  # fmt: skip
-                out.append(ForeignKey(name, self._ref(ns, rel), tuple(cols), self._ref(fns, frel), tuple(fcols), why))
-            return out
+            if self._replica is None:
+                self._replica = str(self.conn.execute(sa.text(_PG_REPLICA)).scalar())
+            return self._pg_foreign_keys(self._pg(_PG_FOREIGN_KEYS, self._pg_names(wanted)), self._replica)
         if self.dialect in ("mysql", "mariadb"):
             k = sa.table("KEY_COLUMN_USAGE", *(sa.column(c) for c in (
                 "CONSTRAINT_NAME", "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME", "REFERENCED_TABLE_SCHEMA",
@@ -191,19 +321,20 @@ class DbCatalog:
     # -- CHECK and NOT NULL ------------------------------------------------------------------
     def untrusted_checks(self, tables: Iterable[TableRef] | None = None) -> list[CheckConstraint]:
         wanted = self._in(tables)
+        return self._once("checks", wanted, lambda: self._read_untrusted_checks(wanted))
+
+    def _pg_checks(self, rows: Iterable[Any]) -> list[CheckConstraint]:
+        return [CheckConstraint(r[0], self._ref(r[1], r[2]), str(r[3]), "added NOT VALID (convalidated = false)")
+                for r in rows]  # fmt: skip
+
+    def _read_untrusted_checks(self, wanted: set[TableRef] | None) -> list[CheckConstraint]:
         if self.dialect == "postgresql":
-            rows: Any = self._pg(
-                "SELECT c.conname, n.nspname, r.relname, pg_get_expr(c.conbin, c.conrelid) FROM pg_constraint c "
-                "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
-                "WHERE c.contype = 'c' AND NOT c.convalidated AND " + self._PG_FILTER.format(col="c.conrelid")
-                + " ORDER BY n.nspname, r.relname, c.conname", self._pg_names(wanted))  # fmt: skip
-            return [CheckConstraint(r[0], self._ref(r[1], r[2]), str(r[3]), "added NOT VALID (convalidated = false)")
-                    for r in rows]  # fmt: skip
+            return self._pg_checks(self._pg(_PG_UNTRUSTED_CHECKS, self._pg_names(wanted)))
         if self.dialect in ("mysql", "mariadb"):
             if self.mariadb:
                 cc = sa.table("CHECK_CONSTRAINTS", *(sa.column(c) for c in (
                     "CONSTRAINT_SCHEMA", "TABLE_NAME", "CONSTRAINT_NAME", "CHECK_CLAUSE")), schema="information_schema")
-                rows = self.conn.execute(sa.select(cc.c.CONSTRAINT_NAME, cc.c.TABLE_NAME, cc.c.CHECK_CLAUSE).where(
+                rows: Any = self.conn.execute(sa.select(cc.c.CONSTRAINT_NAME, cc.c.TABLE_NAME, cc.c.CHECK_CLAUSE).where(
                     sa.func.database() == cc.c.CONSTRAINT_SCHEMA)).all()  # fmt: skip
                 why = "MariaDB does not check rows written while check_constraint_checks = 0"
             else:
@@ -230,15 +361,14 @@ class DbCatalog:
 
     def untrusted_not_null(self, tables: Iterable[TableRef] | None = None) -> list[NotNullColumn]:
         wanted = self._in(tables)
+        return self._once("not_null", wanted, lambda: self._read_untrusted_not_null(wanted))
+
+    def _pg_not_null(self, rows: Iterable[Any]) -> list[NotNullColumn]:
+        return [NotNullColumn(self._ref(r[0], r[1]), str(r[2]), "NOT NULL added NOT VALID") for r in rows]
+
+    def _read_untrusted_not_null(self, wanted: set[TableRef] | None) -> list[NotNullColumn]:
         if self.dialect == "postgresql":
-            # NOT NULL ... NOT VALID exists from PostgreSQL 18 (contype 'n'); before, none is found
-            rows = self._pg(
-                "SELECT n.nspname, r.relname, a.attname FROM pg_constraint c "
-                "JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
-                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-                "WHERE c.contype = 'n' AND NOT c.convalidated AND " + self._PG_FILTER.format(col="c.conrelid"),
-                self._pg_names(wanted))  # fmt: skip
-            return [NotNullColumn(self._ref(r[0], r[1]), str(r[2]), "NOT NULL added NOT VALID") for r in rows]
+            return self._pg_not_null(self._pg(_PG_UNTRUSTED_NOT_NULL, self._pg_names(wanted)))
         if self.dialect == "sqlite":
             why = "SQLite applies NOT NULL to new writes only; a table whose SQL was edited keeps its old rows"
             out = []
@@ -254,32 +384,22 @@ class DbCatalog:
     def bad_indexes(self, tables: Iterable[TableRef] | None = None) -> list[BadIndex]:
         if self.dialect != "postgresql":
             return []
-        rows = self._pg(
-            "SELECT i.relname, n.nspname, t.relname, x.indisunique, "
-            "CASE WHEN x.indexprs IS NULL THEN ARRAY(SELECT a.attname::text FROM unnest(x.indkey::int2[]) "
-            "  WITH ORDINALITY k(num, ord) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.num "
-            "  ORDER BY k.ord) ELSE ARRAY[]::text[] END, pg_get_expr(x.indpred, x.indrelid) "
-            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-            "JOIN pg_namespace n ON n.oid = t.relnamespace "
-            "WHERE NOT (x.indisvalid AND x.indisready) AND n.nspname <> :safety AND "
-            + self._PG_FILTER.format(col="x.indrelid") + " ORDER BY n.nspname, t.relname, i.relname",
-            {**self._pg_names(self._in(tables)), "safety": self.safety_schema})  # fmt: skip
+        wanted = self._in(tables)
+        return self._once("bad_indexes", wanted,
+                          lambda: self._pg_bad_indexes(self._pg(_PG_BAD_INDEXES, self._pg_names(wanted))))
+
+    def _pg_bad_indexes(self, rows: Iterable[Any]) -> list[BadIndex]:
         return [BadIndex(str(r[0]), self._ref(r[1], r[2]), bool(r[3]), tuple(r[4]), r[5]) for r in rows]
 
     def owned_sequences(self, tables: Iterable[TableRef] | None = None) -> list[OwnedSequence]:
         """Sequences owned by a column (serial, identity), with the value nextval() would return."""
         if self.dialect != "postgresql":
             return []
-        rows = self._pg(
-            "SELECT n.nspname, t.relname, a.attname, sn.nspname || '.' || s.relname, "
-            "pg_sequence_last_value(s.oid), q.seqstart, q.seqincrement "
-            "FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
-            "JOIN pg_sequence q ON q.seqrelid = s.oid JOIN pg_namespace sn ON sn.oid = s.relnamespace "
-            "JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace n ON n.oid = t.relnamespace "
-            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
-            "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
-            "AND d.deptype IN ('a', 'i') AND n.nspname <> :safety AND " + self._PG_FILTER.format(col="t.oid"),
-            {**self._pg_names(self._in(tables)), "safety": self.safety_schema})  # fmt: skip
+        wanted = self._in(tables)
+        return self._once("sequences", wanted,
+                          lambda: self._pg_sequences(self._pg(_PG_OWNED_SEQUENCES, self._pg_names(wanted))))
+
+    def _pg_sequences(self, rows: Iterable[Any]) -> list[OwnedSequence]:
         out = []
         for ns, rel, col, seq, last, start, incr in rows:
             nxt = int(start) if last is None else int(last) + int(incr)
@@ -327,7 +447,7 @@ class DbCatalog:
                 "coalesce((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
                 "WHERE x.indrelid = c.oid), 0))::bigint * current_setting('block_size')::bigint "
                 "FROM pg_class c LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " + self._PG_FILTER.format(col="c.oid"),
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " + _PG_FILTER.format(col="c.oid"),
                 self._pg_names(wanted))  # fmt: skip
             return [TableSize(self._ref(r[0], r[1]), None if float(r[2]) < 0 else round(float(r[2])), int(r[3]))
                     for r in rows]  # fmt: skip

@@ -90,6 +90,8 @@ class ForeignKeyOrphans(Check):
                 yield self.finding(f"foreign key {fk.name or '(unnamed)'} refers to {fk.referred.key}, which does "
                                    "not exist", fk.table)  # fmt: skip
                 continue
+            if not ctx.holds_rows(fk.table):
+                continue  # a child table the step created and left empty has no row to be an orphan
             parent = sa.table(fk.referred.name, *(sa.column(c) for c in fk.referred_columns),
                               schema=fk.referred.schema).alias("parent")  # fmt: skip
 
@@ -133,10 +135,9 @@ class NullInNotNull(Check):
     dialects = ("postgresql", "sqlite")
 
     def run(self, ctx: CheckContext) -> Iterable[CheckFinding]:
-        scope = None if ctx.scope == "full" else ctx.tables
         by_table: dict[TableRef, list[str]] = {}
         why: dict[TableRef, str] = {}
-        for c in ctx.catalog.untrusted_not_null(scope):
+        for c in ctx.catalog.untrusted_not_null(ctx.data_tables):
             by_table.setdefault(c.table, []).append(c.column)
             why[c.table] = c.untrusted or ""
         for table, cols in by_table.items():
@@ -173,8 +174,7 @@ class CheckViolations(Check):
     name = "data.check-violations"
 
     def run(self, ctx: CheckContext) -> Iterable[CheckFinding]:
-        scope = None if ctx.scope == "full" else ctx.tables
-        for ck in ctx.catalog.untrusted_checks(scope):
+        for ck in ctx.catalog.untrusted_checks(ctx.data_tables):
             # the condition is the database's own text of the constraint; NULL passes, as in CHECK
             cond: Any = sa.text("NOT (" + ck.condition + ")")
 
@@ -209,7 +209,7 @@ class UniqueDuplicates(Check):
     def run(self, ctx: CheckContext) -> Iterable[CheckFinding]:
         scope = None if ctx.scope == "full" else ctx.tables
         for ix in ctx.catalog.bad_indexes(scope):
-            if not ix.unique or not ix.columns:
+            if not ix.unique or not ix.columns or not ctx.holds_rows(ix.table):
                 continue
             t = sa.table(ix.table.name, *(sa.column(c) for c in ix.columns), schema=ix.table.schema)
             keys = [t.c[c] for c in ix.columns]

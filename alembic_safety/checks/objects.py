@@ -60,8 +60,7 @@ class SequenceBehind(Check):
     default_policy = "warn"
 
     def run(self, ctx: CheckContext) -> Iterable[CheckFinding]:
-        scope = None if ctx.scope == "full" else ctx.tables
-        for seq in ctx.catalog.owned_sequences(scope):
+        for seq in ctx.catalog.owned_sequences(ctx.data_tables):
             if seq.increment <= 0:
                 continue
             t = sa.table(seq.table.name, sa.column(seq.column), schema=seq.table.schema)

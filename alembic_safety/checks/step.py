@@ -13,14 +13,16 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from alembic.operations import ops as alembic_ops
 from alembic.runtime.migration import MigrationContext
 
 from ..config import SafetyConfig
 from ..errors import CheckFailed
-from ..record import RecordedStep
+from ..record import RecordedStep, flatten
 from ..snapshot.backup import snapshot_schema
 from ..snapshot.manifest import Manifest
 from ..snapshot.policy import risks_of
+from ..snapshot.reflect import LiveCatalog
 from ..sqlinfo import TableRef
 from .base import CheckContext, CheckFinding, CheckRun, StepFacts, policies, run_checks
 from .catalog import DbCatalog
@@ -33,12 +35,41 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("alembic.safety")
 BEFORE_KEY = "checks.before"
+# StepStart.state: the snapshot's LiveCatalog, read before the step like the row counts; hooks.py
+# removes it once the before-step hooks have run (after the step's DDL its answers are stale)
+LIVE_BEFORE_KEY = "checks.live-before"
 
 
-def catalog_for(conn: sa.Connection, mctx: MigrationContext | None, config: SafetyConfig) -> DbCatalog:
+def catalog_for(conn: sa.Connection, mctx: MigrationContext | None, config: SafetyConfig,
+                live: LiveCatalog | None = None) -> DbCatalog:  # fmt: skip
+    """The checks' catalogue; ``live``: the snapshot's table-name catalogue of the same moment
+    (before the step), so its names are not read twice."""
     return DbCatalog(conn, version_table=mctx.version_table if mctx is not None else "alembic_version",
                      version_schema=mctx.version_table_schema if mctx is not None else None,
-                     safety_schema=snapshot_schema(conn, config.snapshot_schema))  # fmt: skip
+                     safety_schema=snapshot_schema(conn, config.snapshot_schema), live=live)  # fmt: skip
+
+
+def created_tables(step: RecordedStep) -> frozenset[TableRef]:
+    """Tables the step creates from nothing: the first operation that names them is
+    ``create_table`` (without ``if_not_exists``), so they did not exist before the step (the
+    create would fail).  A table renamed away, dropped or named by SQL before its
+    ``create_table``, or named by a part of the step that could not be recorded, is not one."""
+    seen: set[TableRef] = {t for o in step.opaque for t in o.tables}
+    out: set[TableRef] = set()
+    for index, op in enumerate(flatten(step.ops)):
+        schema = getattr(op, "schema", None)
+        names = [TableRef(n, schema) for n in (getattr(op, "table_name", None), getattr(op, "new_table_name", None),
+                                               getattr(op, "referent_table", None)) if isinstance(n, str)]
+        if isinstance(op, alembic_ops.ExecuteSQLOp):
+            names += [t for effect in step.effects_for(index) for t in effect.tables]
+        for t in names:
+            if t in seen:
+                continue
+            seen.add(t)
+            if (isinstance(op, alembic_ops.CreateTableOp) and not getattr(op, "if_not_exists", False)
+                    and t == TableRef(op.table_name, schema)):  # fmt: skip
+                out.add(t)
+    return frozenset(out)
 
 
 def _savepoint(conn: sa.Connection) -> Any:
@@ -64,21 +95,28 @@ def _shrinking(recorded: RecordedStep, catalog: DbCatalog) -> tuple[set[TableRef
 
 
 def checks_before_step(session: SafetySession, mctx: MigrationContext, start: StepStart) -> None:
-    """Count the rows of the tables the step touches but should not shrink (CHK205)."""
+    """Count the rows of the tables the step touches but should not shrink (CHK205).  Tables
+    the step creates from nothing (:func:`created_tables`) have no rows to count: a step that
+    only creates tables reads nothing here."""
     config = session.config
     conn = mctx.connection
     if conn is None or config.checks == "off" or policies(config).get("CHK205") == "off":
         return
+    report = risks_of(start.recorded)
+    fresh = created_tables(start.recorded)
+    named = [t for t in report.named if t not in fresh]
+    if report.incomplete or not named:
+        return
     try:
         with _savepoint(conn):
-            catalog = catalog_for(conn, mctx, config)
+            catalog = catalog_for(conn, mctx, config, live=start.state.get(LIVE_BEFORE_KEY))
             shrink, readable = _shrinking(start.recorded, catalog)
             if not readable:
                 return
             whole = _whole_snapshots(start.backup)
             before: dict[TableRef, RowCount] = {}
-            for named in risks_of(start.recorded).named:
-                ref = catalog.resolve(named)
+            for t in named:
+                ref = catalog.resolve(t)
                 if ref is None or ref in shrink or ref in before:
                     continue
                 before[ref] = measure(catalog, ref, config.check_exact_rows, snapshot_rows=whole.get(ref))
@@ -96,22 +134,56 @@ def _whole_snapshots(backup: Manifest | None) -> dict[TableRef, int]:
 
 
 def step_context(conn: sa.Connection, mctx: MigrationContext | None, config: SafetyConfig,
-                 step: StepFacts) -> CheckContext:  # fmt: skip
+                 step: StepFacts, *, batch: bool = True) -> CheckContext:  # fmt: skip
     """The step scope: the tables the step names (all tables when it cannot be read or names
-    none while running opaque code), plus their foreign-key neighbours."""
+    none while running opaque code), plus their foreign-key neighbours.  The tables it created
+    from nothing (:func:`created_tables`) that hold no row go to ``CheckContext.empty``.
+
+    ``batch``: find the empty ones (elsewhere than PostgreSQL, one ``EXISTS`` probe), and on
+    PostgreSQL learn in one statement (:meth:`DbCatalog.prefetch`; a second one when the touched
+    tables have foreign-key neighbours) which catalogue questions have an answer at all.  If
+    that fails, call again with ``batch=False`` (in a new savepoint): every question is asked as
+    the checks ask it, and no table is called empty."""
     catalog = catalog_for(conn, mctx, config)
     report = risks_of(step.recorded)
     if report.incomplete or (report.opaque and not report.named):
         touched = catalog.all_tables()
     else:
         touched = list(dict.fromkeys(r for r in (catalog.resolve(t) for t in report.named) if r is not None))
+    fresh = [r for r in (catalog.resolve(t) for t in created_tables(step.recorded)) if r is not None and r in touched]
+    if batch:
+        catalog.prefetch(touched, fresh)
     tables = list(touched)
     if touched:
         for fk in catalog.foreign_keys(touched):
             for t in (fk.table, fk.referred):
                 if t not in tables and catalog.resolve(t) is not None:
                     tables.append(t)
-    return CheckContext(conn, "step", catalog, tuple(tables), tuple(touched), config, step, mctx)
+    if batch and len(tables) > len(touched):
+        catalog.prefetch(tables, fresh)
+    empty = catalog.empty(fresh) if batch else frozenset()
+    return CheckContext(conn, "step", catalog, tuple(tables), tuple(touched), config, step, mctx, empty=empty)
+
+
+def _checked(conn: sa.Connection, mctx: MigrationContext, config: SafetyConfig,
+             step: StepFacts) -> tuple[CheckContext, CheckRun]:  # fmt: skip
+    """The step context and its checks.  On PostgreSQL both in one savepoint, the catalogue read
+    in one statement; when anything in it fails, the savepoint rolls back and it runs again the
+    careful way: the catalogue read question by question (an error there refuses the step, as
+    any error in an after-step hook does), each check in a savepoint of its own."""
+    ctx: CheckContext | None = None
+    if conn.dialect.name == "postgresql":
+        try:
+            with conn.begin_nested():
+                ctx = step_context(conn, mctx, config, step)
+                return ctx, run_checks(ctx, isolate=False)
+        except Exception as exc:  # e.g. no privilege on a sequence, or a check that cannot run
+            log.debug("checks: one savepoint for all was not enough (%s: %s); one savepoint per check",
+                      type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")  # fmt: skip
+    if ctx is None:
+        with _savepoint(conn):
+            ctx = step_context(conn, mctx, config, step, batch=conn.dialect.name != "postgresql")
+    return ctx, run_checks(ctx)
 
 
 def full_context(conn: sa.Connection, mctx: MigrationContext | None, config: SafetyConfig,
@@ -130,9 +202,7 @@ def checks_after_step(session: SafetySession, mctx: MigrationContext, info: Step
     if mctx.as_sql or conn is None or info.recorded is None or config.checks == "off":
         return
     facts = StepFacts(info.revision, info.direction, info.recorded, info.state.get(BEFORE_KEY) or {})
-    with _savepoint(conn):
-        ctx = step_context(conn, mctx, config, facts)
-    run = run_checks(ctx)
+    ctx, run = _checked(conn, mctx, config, facts)
     step_name = f"{info.direction} {info.revision_from or 'base'} -> {info.revision_to or 'base'}"
     for f in run.warnings:
         log.warning("check %s", f.one_line())
@@ -196,4 +266,5 @@ def refusal_message(step_name: str, run: CheckRun, info: StepInfo, mctx: Migrati
     return f"alembic-safety refused {step_name}: integrity check failed: {shown}{more}; {tail}"
 
 
-__all__ = ["CheckFinding", "checks_after_step", "checks_before_step", "full_context", "step_context"]
+__all__ = ["CheckFinding", "checks_after_step", "checks_before_step", "created_tables", "full_context",
+           "step_context"]

@@ -4,12 +4,13 @@ manifest last.  A backup is complete (manifest written) or absent (folder remove
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from types import EllipsisType
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
@@ -18,9 +19,10 @@ from ..audit import AuditLog, isoformat, redact_url, utcnow
 from ..config import SafetyConfig
 from ..errors import LockTimeout, SafetyError, SnapshotError, SnapshotTooLarge
 from ..sqlinfo import TableRef
-from . import throughput
+from . import parallel, throughput
 from .dbstore import COPIED, MOVED, PENDING, DatabaseStore, snapshot_table_name, supports_database_store
 from .engines import Engine, engine_for
+from .identity import database_identity
 from .manifest import Manifest, TableSnapshot
 from .policy import SnapshotRequest
 from .reflect import SAFETY_SCHEMA, LiveCatalog, table_definition
@@ -46,7 +48,7 @@ class BackupRequest:
 
 
 def open_store(config: SafetyConfig) -> BackupStore:
-    return FileStore(config.backup_dir)
+    return FileStore.for_config(config)
 
 
 def lock_tables(conn: sa.Connection, tables: Sequence[TableRef], timeout: float) -> None:
@@ -146,14 +148,8 @@ def take_backup(
                 if progress is not None:
                     progress(req.table.key, snapshots[-1].bytes, snapshots[-1].rows)
         else:
-            engine = engine_for(conn)
             writer = store.begin(backup_id)  # type: ignore[union-attr]
-            written = 0
-            for index, req in enumerate(request.tables, start=1):
-                snapshots.append(
-                    _snapshot_table(conn, req, index, catalog, engine, writer, config, written, progress)
-                )
-                written += snapshots[-1].bytes
+            snapshots = _files_snapshots(conn, request, backup_id, catalog, writer, config, audit, progress)
         manifest = Manifest(
             id=backup_id,
             kind=request.kind,
@@ -164,6 +160,7 @@ def take_backup(
             direction=request.direction,
             dialect=conn.dialect.name,
             database=redact_url(conn.engine.url),
+            source=database_identity(conn),
             store=store.name,
             tool_version=__version__,
             hash_algorithm=HASH_ALGORITHM if db is None else "row-hash-sum",
@@ -242,32 +239,100 @@ def _db_snapshot_table(
     )  # fmt: skip
 
 
-def _snapshot_table(
+class _Budget:
+    """``max_snapshot_bytes`` over every table of a backup, also while several are written at once."""
+
+    def __init__(self, config: SafetyConfig) -> None:
+        self.limit = config.max_snapshot_bytes if config.oversize == "error" else None
+        self._stored: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def update(self, index: int, stored: int, table: str, *, check: bool = True) -> None:
+        if self.limit is None:
+            return
+        with self._lock:
+            self._stored[index] = stored
+            total = sum(self._stored.values())
+        if check and total > self.limit:
+            raise SnapshotTooLarge(total, self.limit, table)
+
+
+def _files_snapshots(
     conn: sa.Connection,
-    req: SnapshotRequest,
-    index: int,
+    request: BackupRequest,
+    backup_id: str,
     catalog: LiveCatalog,
-    eng: Engine,
     wr: BackupWriter,
     config: SafetyConfig,
-    written_before: int,
+    audit: AuditLog,
+    progress: ProgressFn | None,
+) -> list[TableSnapshot]:
+    """Every table into the files store: one after the other on the migration's connection, or
+    (PostgreSQL, several large tables) on several connections sharing its snapshot (:mod:`.parallel`)."""
+    eng = engine_for(conn)
+    budget = _Budget(config)
+    decision = parallel.decide(conn, request.tables, eng, config.parallel_snapshot_workers,
+                               config.parallel_snapshot_min_rows)  # fmt: skip
+    if decision.reason:
+        log.info("snapshot %s: one table after the other: %s", backup_id, decision.reason)
+        audit.write("snapshot_serial", backup_id=backup_id, reason=decision.reason)
+    plan = decision.plan
+    if plan is None:
+        out = []
+        for index, req in enumerate(request.tables, start=1):
+            facts = _table_facts(conn, req, catalog)
+            out.append(_snapshot_table(conn, req.table, req, facts, index, wr.open_table(index, eng.format), eng,
+                                       config, budget, progress))  # fmt: skip
+        return out
+    facts_of = [_table_facts(conn, req, catalog) for req in request.tables]
+    files = [wr.open_table(index, eng.format) for index in range(1, len(request.tables) + 1)]
+    lock = threading.Lock()
+
+    def locked_progress(table: str, raw: int, rows: int) -> None:
+        assert progress is not None
+        with lock:
+            progress(table, raw, rows)
+
+    def copy(c: sa.Connection, pos: int) -> TableSnapshot:
+        return _snapshot_table(c, plan.tables[pos], request.tables[pos], facts_of[pos], pos + 1, files[pos], eng,
+                               config, budget, locked_progress if progress is not None else None)  # fmt: skip
+
+    started = time.monotonic()
+    result = parallel.copy_parallel(conn, plan, copy, config.lock_timeout)
+    audit.write("snapshot_parallel", backup_id=backup_id, connections=len(result.backend_pids),
+                backend_pids=list(result.backend_pids), tables=[r.table.key for r in request.tables],
+                estimated_rows=list(plan.estimates), seconds=round(time.monotonic() - started, 3))  # fmt: skip
+    log.info("snapshot %s: %d tables on %d connections sharing one snapshot", backup_id, len(request.tables),
+             len(result.backend_pids))  # fmt: skip
+    return list(result.results)
+
+
+def _snapshot_table(
+    conn: sa.Connection,
+    source: TableRef,
+    req: SnapshotRequest,
+    facts: tuple[TableRef, list[str], list[str], dict[str, Any]],
+    index: int,
+    file: tuple[str, BinaryIO],
+    eng: Engine,
+    config: SafetyConfig,
+    budget: _Budget,
     progress: ProgressFn | None,
 ) -> TableSnapshot:
-    ref, columns, pk, definition = _table_facts(conn, req, catalog)
-    file_name, fh = wr.open_table(index, eng.format)
-    limit = config.max_snapshot_bytes
+    """Copy one table (``source``: the name this connection reads it by) into its open file."""
+    ref, columns, pk, definition = facts
+    file_name, fh = file
 
     def on_progress(raw: int, stored: int) -> None:
-        total = written_before + stored
-        if limit is not None and total > limit and config.oversize == "error":
-            raise SnapshotTooLarge(total, limit, ref.key)
+        budget.update(index, stored, ref.key)
         if progress is not None:
             progress(ref.key, raw, -1)
 
     sink = SnapshotSink(fh, level=config.compression_level, on_progress=on_progress)
-    rows = eng.dump(conn, ref, columns, req.where, pk, sink)
+    rows = eng.dump(conn, source, columns, req.where, pk, sink)
     checksum, raw_bytes, stored = sink.finish()
     fh.flush()
+    budget.update(index, stored, ref.key, check=False)  # the tables still being written count it
     if progress is not None:
         progress(ref.key, raw_bytes, rows)
     return TableSnapshot(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..errors import BackupCorrupt
+from ..errors import BackupCorrupt, SafetyError
 from ..sqlinfo import TableRef
 from .engines import engine_for_format
 from .manifest import Manifest, TableSnapshot
@@ -42,6 +42,8 @@ def verify_backup(store: BackupStore, manifest: Manifest) -> list[VerifyResult]:
         except BackupCorrupt as exc:
             results.append(VerifyResult(t.key, t.file, False, str(exc)))
             continue
+        except SafetyError:
+            raise  # an encrypted backup without its key: nothing can be verified (exit 2)
         except Exception as exc:  # zstd frame errors and the like: the file is damaged
             results.append(VerifyResult(t.key, t.file, False, f"unreadable: {type(exc).__name__}: {exc}"))
             continue

@@ -9,26 +9,35 @@ by ``prune`` once the process that wrote it is gone.  Folders are 0700, files 06
 from __future__ import annotations
 
 import builtins
+import errno
 import json
 import os
 import re
 import shutil
 import socket
+import stat
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from ..errors import BackupCorrupt, BackupNotFound, SafetyError
+from .crypto import Cipher, cipher_for_backup, cipher_from_env
 from .manifest import Manifest, valid_backup_id
+
+if TYPE_CHECKING:
+    from ..config import SafetyConfig
+    from .remote import Remote
 
 MANIFEST = "manifest.json"
 IN_PROGRESS = ".inprogress"
 _NAME_PART = re.compile(r"[^A-Za-z0-9_]+")
 POST_FILE = re.compile(r"^[0-9]{3,6}\.post-digest\.zst$")  # a post-step state (snapshot.poststate)
 STALE_FOREIGN_HOST = timedelta(hours=24)
+_ID_CHARS = re.compile(r"[0-9A-Za-z_-]+")  # what a backup id (or a prefix of one) is made of
+MARKER_GRACE = timedelta(minutes=1)  # a folder younger than this without a readable marker may be starting
 
 
 def new_backup_id(revision: str | None, name: str, now: datetime | None = None) -> str:
@@ -88,6 +97,36 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) and make ``path`` itself 0700 whatever the umask."""
+    existed = path.is_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not existed:
+        os.chmod(path, 0o700)
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def open_inside(folder: Path, name: str) -> BinaryIO:
+    """Open ``folder/name`` for reading only if it is a regular file right inside ``folder``:
+    never a path (``../``, absolute), a symbolic link, a FIFO or a device, whatever a manifest
+    says.  Raises OSError otherwise."""
+    if not _plain_name(name):
+        raise OSError(errno.EINVAL, "not a file name in the backup folder", name)
+    # O_NOFOLLOW: a symbolic link fails (ELOOP); O_NONBLOCK: a FIFO does not block the open
+    fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -98,16 +137,44 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new or truncated file that is 0600 whatever the umask, and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _file_names(manifest: Manifest) -> list[str]:
+    """The data and companion files a manifest names."""
+    return [t.file for t in manifest.tables] + [t.post.file for t in manifest.tables if t.post]
+
+
+def _sealed(manifest: Manifest, cipher: Cipher | None) -> Manifest:
+    """The manifest as stored: with the encryption record and its authentication tag when the
+    backup is encrypted (crypto.py), so a hand-edited manifest is refused before any restore."""
+    if cipher is None:
+        return manifest
+    unsigned = replace(manifest, encryption=cipher.describe())
+    return replace(unsigned, encryption={**cipher.describe(), "mac": cipher.mac(unsigned.to_json())})
+
+
 class _FileWriter:
-    def __init__(self, path: Path, backup_id: str) -> None:
+    def __init__(self, path: Path, backup_id: str, cipher: Cipher | None = None, remote: Remote | None = None) -> None:
         self.path = path
         self.backup_id = backup_id
+        self.cipher = cipher
+        self.remote = remote  # object storage: data files, then the manifest, uploaded on commit
         self._open: list[BinaryIO] = []
 
     def open_table(self, index: int, fmt: str) -> tuple[str, BinaryIO]:
         name = f"{index:03d}.{fmt}.zst"
         fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        fh = os.fdopen(fd, "wb")
+        fh: BinaryIO = os.fdopen(fd, "wb")
+        if self.cipher is not None:
+            fh = self.cipher.writer(fh, f"{self.backup_id}/{name}")  # type: ignore[assignment]
         self._open.append(fh)
         return name, fh
 
@@ -117,12 +184,12 @@ class _FileWriter:
                 fh.flush()
                 os.fsync(fh.fileno())
                 fh.close()
+        if self.remote is not None:  # the data first: a manifest in the bucket means its files are there
+            self.remote.upload(self.path, _file_names(manifest))
         tmp = self.path / (MANIFEST + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as mf:
-            mf.write(manifest.to_json())
-            mf.flush()
-            os.fsync(mf.fileno())
+        _write_private(tmp, _sealed(manifest, self.cipher).to_json())
+        if self.remote is not None:
+            self.remote.publish_manifest(self.path, tmp)
         os.replace(tmp, self.path / MANIFEST)
         with suppress(FileNotFoundError):
             (self.path / IN_PROGRESS).unlink()
@@ -132,6 +199,9 @@ class _FileWriter:
         for fh in self._open:
             with suppress(OSError):
                 fh.close()
+        if self.remote is not None:
+            with suppress(SafetyError):  # unreachable: what was uploaded is listed as interrupted, then pruned
+                self.remote.delete(self.path)
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -140,31 +210,56 @@ class FileStore:
 
     name = "files"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cipher: Cipher | None = None, remote: Remote | None = None) -> None:
+        from .remote import attached
+
         self.root = root
+        self.cipher = cipher  # encrypts new backups; reading takes the key each manifest names
+        self._authenticated: dict[str, Cipher] = {}
+        # backup_dir = s3://...: root is the local working folder, the bucket holds the backups (remote.py)
+        self.remote = remote if remote is not None else attached(root)
+
+    @classmethod
+    def for_config(cls, config: SafetyConfig) -> FileStore:
+        """The files store under ``backup_dir``, encrypting when ``encryption_key_env`` is set."""
+        return cls(config.backup_dir, cipher_from_env(config.encryption_key_env))
 
     # -- writing -----------------------------------------------------------------------------
     def begin(self, backup_id: str) -> _FileWriter:
+        path = self.root / backup_id
+        created = False
         try:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = self.root / backup_id
+            make_private_dir(self.root)
             os.mkdir(path, 0o700)
+            created = True
+            os.chmod(path, 0o700)  # whatever the umask
             marker = {"pid": os.getpid(), "host": socket.gethostname(),
                       "started": datetime.now(timezone.utc).isoformat()}  # fmt: skip
             fd = os.open(path / IN_PROGRESS, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(marker, fh)
+            if self.remote is not None:  # an unreachable bucket refuses the step before anything is copied
+                self.remote.put(path, IN_PROGRESS)
+        except SafetyError:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         except FileExistsError as exc:
+            if created:  # a backup is complete or absent: never leave a half-made folder behind
+                shutil.rmtree(path, ignore_errors=True)
             raise SafetyError(f"backup {backup_id} already exists in {self.root}") from exc
         except OSError as exc:
+            if created:  # e.g. the disk filled up while writing the marker
+                shutil.rmtree(path, ignore_errors=True)
             raise SafetyError(
                 f"cannot write backups to {self.root}: {exc.strerror}; set backup_dir to a "
                 "writable folder"
             ) from exc
-        return _FileWriter(path, backup_id)
+        return _FileWriter(path, backup_id, self.cipher, self.remote)
 
     # -- reading -----------------------------------------------------------------------------
     def _folders(self) -> Iterator[Path]:
+        if self.remote is not None:
+            self.remote.sync(self.root)
         if not self.root.is_dir():
             return
         for entry in sorted(self.root.iterdir()):
@@ -172,28 +267,48 @@ class FileStore:
                 yield entry
 
     def _read(self, folder: Path) -> Manifest:
-        text = (folder / MANIFEST).read_text(encoding="utf-8")
+        try:
+            with open_inside(folder, MANIFEST) as fh:
+                text = fh.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BackupCorrupt(f"backup {folder.name}: manifest is not UTF-8 text ({exc.reason})") from exc
+        except OSError as exc:  # a symbolic link or a special file in its place is never followed
+            raise BackupCorrupt(f"backup {folder.name}: {MANIFEST} is unreadable ({exc.strerror})") from exc
         manifest = Manifest.from_json(text, where=f"backup {folder.name}")
         if manifest.id != folder.name:
             raise BackupCorrupt(f"backup {folder.name}: manifest names another backup ({manifest.id})")
         return manifest
 
+    def _read_usable(self, folder: Path) -> Manifest:
+        """The manifest, once every file it names is present (a cheap check; ``show --verify``
+        reads them)."""
+        manifest = self._read(folder)
+        for name in [t.file for t in manifest.tables] + [t.post.file for t in manifest.tables if t.post]:
+            try:
+                mode = self.remote.mode(folder.name, name) if self.remote else os.lstat(folder / name).st_mode
+            except OSError as exc:
+                raise BackupCorrupt(f"backup {folder.name}: data file {name} is missing ({exc.strerror})") from exc
+            if not stat.S_ISREG(mode):
+                raise BackupCorrupt(f"backup {folder.name}: data file {name} is not a regular file")
+        return manifest
+
     def list(self) -> builtins.list[Manifest]:
-        """Complete backups, newest first."""
+        """Complete backups, newest first (one whose manifest or data files are damaged is
+        listed by :meth:`incomplete` instead)."""
         out = []
         for folder in self._folders():
-            if (folder / MANIFEST).is_file():
+            if os.path.lexists(folder / MANIFEST):  # a link in its place is read (and refused)
                 with suppress(BackupCorrupt, OSError):
-                    out.append(self._read(folder))
+                    out.append(self._read_usable(folder))
         return sorted(out, key=lambda m: m.id, reverse=True)
 
     def incomplete(self) -> builtins.list[IncompleteBackup]:
         out: builtins.list[IncompleteBackup] = []
         host = socket.gethostname()
         for folder in self._folders():
-            if (folder / MANIFEST).is_file():
+            if os.path.lexists(folder / MANIFEST):
                 try:
-                    self._read(folder)
+                    self._read_usable(folder)
                 except (BackupCorrupt, OSError) as exc:
                     out.append(IncompleteBackup(folder.name, folder, f"unreadable: {exc}", False))
                 continue
@@ -206,6 +321,9 @@ class FileStore:
             pid, owner = int(marker["pid"]), str(marker["host"])
             started = datetime.fromisoformat(str(marker["started"]))
         except (OSError, ValueError, KeyError, TypeError):
+            with suppress(OSError):  # a writer that just made its folder may not have written the marker yet
+                if datetime.now(timezone.utc).timestamp() - folder.stat().st_mtime < MARKER_GRACE.total_seconds():
+                    return IncompleteBackup(folder.name, folder, "in progress? (no marker yet)", False)
             return IncompleteBackup(folder.name, folder, "interrupted (no manifest)", True)
         if owner == host:
             if _pid_alive(pid):
@@ -217,9 +335,12 @@ class FileStore:
 
     def resolve(self, backup_id: str) -> str:
         """The full id for an id or a unique prefix of one."""
-        if not backup_id or "/" in backup_id or "\\" in backup_id or backup_id.startswith("."):
+        if not _ID_CHARS.fullmatch(backup_id):  # never a path: no separator, dot, quote or space
             raise BackupNotFound(backup_id, "not a backup id")
-        if valid_backup_id(backup_id) and (self.root / backup_id).is_dir():
+        if self.remote is not None:
+            self.remote.sync(self.root)
+        folder = self.root / backup_id
+        if valid_backup_id(backup_id) and folder.is_dir() and not folder.is_symlink():
             return backup_id
         matches = [f.name for f in self._folders() if f.name.startswith(backup_id)]
         if len(matches) == 1:
@@ -231,29 +352,72 @@ class FileStore:
     def get(self, backup_id: str) -> Manifest:
         full = self.resolve(backup_id)
         folder = self.root / full
-        if not (folder / MANIFEST).is_file():
+        if not os.path.lexists(folder / MANIFEST):
             raise BackupNotFound(full, "incomplete: it has no manifest; 'alembic-safety prune' removes it")
         return self._read(folder)
 
     def open_data(self, manifest: Manifest, file: str) -> BinaryIO:
-        path = self.root / manifest.id / file
+        """A data (or companion) file's plaintext stream; an encrypted backup needs its key (a
+        missing or wrong one is a SafetyError) and an unaltered manifest (else BackupCorrupt)."""
+        manifest = self._with_encryption(manifest)
+        cipher = self._cipher_for(manifest) if manifest.encryption is not None else None
+        if self.remote is not None and valid_backup_id(manifest.id):
+            self.remote.fetch(self.root / manifest.id, file)
         try:
-            return path.open("rb")
+            fh = open_inside(self.root / manifest.id, file)
         except OSError as exc:
             raise BackupCorrupt(f"backup {manifest.id}: data file {file} is unreadable ({exc.strerror})") from exc
+        if cipher is None:
+            return fh
+        try:
+            return cipher.reader(fh, f"{manifest.id}/{file}")  # type: ignore[return-value]
+        except BaseException:
+            fh.close()
+            raise
+
+    def _with_encryption(self, manifest: Manifest) -> Manifest:
+        """``manifest`` with the encryption record stored with it (a caller may hold the manifest
+        as it was built, before the store sealed it)."""
+        if manifest.encryption is not None or not valid_backup_id(manifest.id):
+            return manifest
+        try:
+            stored = self._read(self.root / manifest.id)
+        except (OSError, BackupCorrupt):
+            return manifest
+        return manifest if stored.encryption is None else replace(manifest, encryption=stored.encryption)
+
+    def _cipher_for(self, manifest: Manifest) -> Cipher:
+        """The key of an encrypted backup, once its manifest's authentication tag checked out."""
+        known = self._authenticated.get(manifest.id)
+        if known is not None:
+            return known
+        assert manifest.encryption is not None
+        cipher = cipher_for_backup(manifest.id, manifest.encryption, self.cipher)
+        unsigned = replace(manifest, encryption={k: v for k, v in manifest.encryption.items() if k != "mac"})
+        if not cipher.verify_mac(unsigned.to_json(), manifest.encryption.get("mac", "")):
+            raise BackupCorrupt(f"backup {manifest.id}: its manifest was changed after the backup was taken (the "
+                                "authentication tag does not match); nothing is read from it")  # fmt: skip
+        self._authenticated[manifest.id] = cipher
+        return cipher
 
     def data_size(self, manifest: Manifest, file: str) -> int | None:
+        if not _plain_name(file):
+            return None
+        if self.remote is not None:
+            return self.remote.size(manifest.id, file)
         try:
-            return (self.root / manifest.id / file).stat().st_size
+            st = os.lstat(self.root / manifest.id / file)
         except OSError:
             return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def extra_files(self, manifest: Manifest) -> builtins.list[str]:
         """Files the manifest does not name.  A post-step state file it does not name is not
         one: its recording was interrupted before the manifest named it, and it is unused."""
         known = {t.file for t in manifest.tables} | {t.post.file for t in manifest.tables if t.post} | {MANIFEST}
         folder = self.root / manifest.id
-        return sorted(p.name for p in folder.iterdir() if p.name not in known and not POST_FILE.match(p.name))
+        names = self.remote.names(manifest.id) if self.remote is not None else [p.name for p in folder.iterdir()]
+        return sorted(n for n in names if n not in known and not POST_FILE.match(n))
 
     # -- companions written after the backup (the post-step state) ---------------------------
     def open_companion(self, manifest: Manifest, name: str) -> BinaryIO:
@@ -261,8 +425,13 @@ class FileStore:
         it once :meth:`rewrite_manifest` ran."""
         if not POST_FILE.match(name):
             raise SafetyError(f"not a companion file name: {name!r}")
+        manifest = self._with_encryption(manifest)
+        cipher = self._cipher_for(manifest) if manifest.encryption is not None else None
         fd = os.open(self.root / manifest.id / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        return os.fdopen(fd, "wb")
+        fh = os.fdopen(fd, "wb")
+        if cipher is not None:
+            return cipher.writer(fh, f"{manifest.id}/{name}")  # type: ignore[return-value]
+        return fh
 
     def remove_companion(self, manifest: Manifest, name: str) -> None:
         if POST_FILE.match(name):
@@ -274,12 +443,14 @@ class FileStore:
         folder = self.root / manifest.id
         if not (folder / MANIFEST).is_file():
             raise BackupNotFound(manifest.id)
+        stored = self._read(folder)
+        if stored.encryption is not None:  # the stored one must check out; the new one is sealed with its key
+            manifest = _sealed(replace(manifest, encryption=None), self._cipher_for(stored))
         tmp = folder / (MANIFEST + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as mf:
-            mf.write(manifest.to_json())
-            mf.flush()
-            os.fsync(mf.fileno())
+        _write_private(tmp, manifest.to_json())
+        if self.remote is not None:  # the companions it names first, then the manifest
+            self.remote.upload(folder, [n for n in _file_names(manifest) if n not in _file_names(stored)])
+            self.remote.publish_manifest(folder, tmp)
         os.replace(tmp, folder / MANIFEST)
         _fsync_dir(folder)
 
@@ -288,6 +459,8 @@ class FileStore:
         if not valid_backup_id(backup_id):
             raise BackupNotFound(backup_id, "not a backup id")
         folder = self.root / backup_id
+        if self.remote is not None:
+            return self.remote.delete(folder)
         freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         shutil.rmtree(folder)
         return freed

@@ -64,6 +64,9 @@ class _RawSink(io.RawIOBase):
 
     def finish(self) -> tuple[str, int, int]:
         self._zw.flush(zstandard.FLUSH_FRAME)
+        seal = getattr(self._target, "seal", None)  # an encrypting target writes its last chunk
+        if seal is not None:
+            seal()
         self._target.flush()
         return f"{HASH_ALGORITHM}:{self._hash.hexdigest()}", self.raw_bytes, self.stored_bytes
 

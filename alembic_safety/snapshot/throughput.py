@@ -29,7 +29,10 @@ def record(backup_dir: Path, store: str, data_bytes: int, seconds: float) -> Non
     try:
         backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private, whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(json.dumps(data, indent=2))
         os.replace(tmp, path)
     except OSError:
         pass  # a forecast aid, never a reason to fail a backup
