@@ -109,14 +109,15 @@ def _mark(conn: sa.Connection, name: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def drop_db(url: sa.URL) -> None:
+def drop_db(url: sa.URL, bench_mark: str = MARK) -> None:
+    """Drop the bench database: only one that carries ``bench_mark`` (its creator's comment)."""
     eng = admin_engine(url)
     try:
         with eng.connect() as conn:
             mark = _mark(conn, str(url.database))
             if mark is None:
                 return
-            if mark != MARK:
+            if mark != bench_mark:
                 raise SetupError(f"refusing to drop database {url.database!r}: not created by this script")
             conn.exec_driver_sql(f"DROP DATABASE {conn.dialect.identifier_preparer.quote(str(url.database))} "
                                  "WITH (FORCE)")  # fmt: skip
@@ -124,22 +125,23 @@ def drop_db(url: sa.URL) -> None:
         eng.dispose()
 
 
-def create_db(url: sa.URL) -> None:
+def create_db(url: sa.URL, bench_mark: str = MARK) -> None:
+    """(Re)create the bench database, marked with ``bench_mark``; refuses a database without it."""
     eng = admin_engine(url)
     try:
         with eng.connect() as conn:
             mark = _mark(conn, str(url.database))
-            if mark is not None and mark != MARK:
+            if mark is not None and mark != bench_mark:
                 raise SetupError(f"database {url.database!r} exists and was not created by this script")
     finally:
         eng.dispose()
-    drop_db(url)
+    drop_db(url, bench_mark)
     eng = admin_engine(url)
     try:
         with eng.connect() as conn:
             q = conn.dialect.identifier_preparer.quote(str(url.database))
             conn.exec_driver_sql(f"CREATE DATABASE {q}")
-            conn.exec_driver_sql(f"COMMENT ON DATABASE {q} IS '{MARK}'")
+            conn.execute(sa.text(f"COMMENT ON DATABASE {q} IS :mark"), {"mark": bench_mark})
     finally:
         eng.dispose()
 
@@ -250,6 +252,7 @@ class Series:
     process: list[float] = field(default_factory=list)  # the whole process (ours)
     steps: dict[str, list[float]] = field(default_factory=dict)  # every rollback step (ours)
     details: list[str] = field(default_factory=list)
+    rss_kib: list[int] = field(default_factory=list)  # peak RSS of the rollback process (ours)
 
     @staticmethod
     def med(values: list[float]) -> float:
@@ -303,6 +306,8 @@ def measure_ours(exe: str, alembic_exe: str, ini: Path, folder: Path, eng: sa.En
         raise ToolFailed(f"expected one {RESTORE_STEP} step in the audit log, found {len(restore)}")
     series.seconds.append(restore[0])
     series.process.append(run.seconds)
+    if run.rss_kib is not None:
+        series.rss_kib.append(run.rss_kib)
     for e in steps:
         series.steps.setdefault(str(e["kind"]), []).append(float(str(e["seconds"])))
     big = next((t for t in result["tables"] if t["table"].endswith("big")), None)

@@ -681,10 +681,20 @@ def measure_pg_dump(args: argparse.Namespace, url: sa.URL, folder: Path, series:
 
 
 def measure_ours(
-    exe: str, ini: Path, folder: Path, eng: sa.Engine, series: Series, x_args: list[str], table: str = TABLE
-) -> None:
-    """``alembic-safety [-x ...] -c INI backup bench --tables public.bench_rows``."""
-    cmd = [exe, "-c", str(ini), *x_args, "backup", "bench", "--tables", f"{SCHEMA}.{table}"]
+    exe: str,
+    ini: Path,
+    folder: Path,
+    eng: sa.Engine,
+    series: Series,
+    x_args: list[str],
+    table: str = TABLE,
+    *,
+    more_tables: tuple[str, ...] = (),
+) -> list[dict[str, object]]:
+    """``alembic-safety [-x ...] -c INI backup bench --tables public.bench_rows[,more_tables]``;
+    returns the audit events the backup wrote."""
+    names = ",".join(f"{SCHEMA}.{t}" for t in (table, *more_tables))
+    cmd = [exe, "-c", str(ini), *x_args, "backup", "bench", "--tables", names]
     offset = _audit_size(folder)
     run = run_measured(cmd, _tool_env(folder), folder, python_tool="alembic-safety")
     if run.code != 0:
@@ -695,11 +705,8 @@ def measure_ours(
     )
     if backup_id is None:
         raise ToolFailed(f"cannot find the backup id in alembic-safety's output: {run.stdout!r}")
-    done = [
-        e
-        for e in _audit_events(folder, offset)
-        if e.get("event") == "backup_completed" and e.get("backup_id") == backup_id
-    ]
+    events = [e for e in _audit_events(folder, offset) if e.get("backup_id") == backup_id]
+    done = [e for e in events if e.get("event") == "backup_completed"]
     if not done:
         raise ToolFailed(f"no backup_completed event for {backup_id} in the audit log")
     series.seconds.append(run.seconds)
@@ -715,6 +722,7 @@ def measure_ours(
         shutil.rmtree(path)
     else:  # the database store: its copies live in the bench database's snapshot schema
         clear_store(eng)
+    return events
 
 
 @dataclass
