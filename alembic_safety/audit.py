@@ -144,10 +144,8 @@ class Unfinished:
                 "running": self.running}  # fmt: skip
 
 
-def _alive(event: dict[str, Any]) -> bool | None:
-    pid, host = event.get("pid"), event.get("host")
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return None
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -155,6 +153,13 @@ def _alive(event: dict[str, Any]) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def _alive(event: dict[str, Any]) -> bool | None:
+    pid, host = event.get("pid"), event.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return None
+    return pid_alive(pid)
 
 
 def _step_key(event: dict[str, Any]) -> tuple[str, str]:

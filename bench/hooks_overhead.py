@@ -37,6 +37,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from restore import SetupError, create_db, drop_db
+from restore import server_url as restore_server_url
 from snapshot import _audit_events, _audit_size, _tool_env, run_measured, with_driver
 
 DEFAULT_DB = "alembic_safety_bench_hooks"
@@ -66,19 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def server_url(args: argparse.Namespace) -> sa.URL:
-    if args.url:
-        url = sa.make_url(args.url)
-        if url.get_backend_name() != "postgresql":
-            raise SystemExit("bench/hooks_overhead.py: --url must be a postgresql:// URL")
-        url = url.set(drivername="postgresql")
-        return url if url.database else url.set(database=DEFAULT_DB)
-    return sa.URL.create(
-        "postgresql",
-        username=os.environ.get("ALEMBIC_SAFETY_PG_USER", "postgres"),
-        host=os.environ.get("ALEMBIC_SAFETY_PG_HOST", "127.0.0.1"),
-        port=int(os.environ.get("ALEMBIC_SAFETY_PG_PORT", "5432")),
-        database=DEFAULT_DB,
-    )
+    return restore_server_url(args, DEFAULT_DB)
 
 
 # -- the history -----------------------------------------------------------------------------------
@@ -262,7 +251,11 @@ def report(result: Result) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    url = server_url(args)
+    try:
+        url = server_url(args)
+    except SetupError as exc:
+        print(f"bench/hooks_overhead.py: {exc}", file=sys.stderr)
+        return 2
     loads = os.getloadavg()
     print(f"load average at start: {'/'.join(f'{x:.2f}' for x in loads)}")
     try:

@@ -86,19 +86,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def server_url(args: argparse.Namespace) -> sa.URL:
+def server_url(args: argparse.Namespace, default_db: str = DEFAULT_DB) -> sa.URL:
+    """The bench database's URL: --url, else the test servers' environment variables."""
     if args.url:
         url = sa.make_url(args.url)
         if url.get_backend_name() != "postgresql":
             raise SetupError("--url must be a postgresql:// URL")
         url = url.set(drivername="postgresql")
-        return url if url.database else url.set(database=DEFAULT_DB)
+        return url if url.database else url.set(database=default_db)
     return sa.URL.create(
         "postgresql",
         username=os.environ.get("ALEMBIC_SAFETY_PG_USER", "postgres"),
         host=os.environ.get("ALEMBIC_SAFETY_PG_HOST", "127.0.0.1"),
         port=int(os.environ.get("ALEMBIC_SAFETY_PG_PORT", "5432")),
-        database=DEFAULT_DB,
+        database=default_db,
     )
 
 

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from ..audit import pid_alive
 from ..errors import BackupCorrupt, BackupNotFound, SafetyError
 from .crypto import Cipher, cipher_for_backup, cipher_from_env
 from .manifest import Manifest, valid_backup_id
@@ -125,16 +126,6 @@ def open_inside(folder: Path, name: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -326,7 +317,7 @@ class FileStore:
                     return IncompleteBackup(folder.name, folder, "in progress? (no marker yet)", False)
             return IncompleteBackup(folder.name, folder, "interrupted (no manifest)", True)
         if owner == host:
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 return IncompleteBackup(folder.name, folder, f"in progress (pid {pid})", False)
             return IncompleteBackup(folder.name, folder, f"interrupted (pid {pid} is gone)", True)
         if datetime.now(timezone.utc) - started > STALE_FOREIGN_HOST:
