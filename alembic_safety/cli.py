@@ -84,6 +84,12 @@ def _project(ctx: click.Context) -> lib.Project:
     return lib.load_project(o["config_file"], o["name"], o["x"])
 
 
+def _no_empty(what: str, values: tuple[str | None, ...]) -> None:
+    """A revision or range argument given as an empty string is a usage error, not "all"."""
+    if any(v is not None and not v.strip() for v in values):
+        _fail(f"{what} is empty: give a revision id (or 'from:to'), or leave it out")
+
+
 def _human(n: int | None) -> str:
     from .templating import human_size
 
@@ -273,6 +279,8 @@ def plan(ctx: click.Context, range_: str | None, fmt: str, fail_on: str) -> None
     """What pending revisions (or RANGE, as 'from:to' or one revision) do, risk, snapshot, and
     how they roll back; changes nothing."""
     from .plan import analyse
+
+    _no_empty("RANGE", (range_,))
     from .templating import render
 
     result = analyse(_project(ctx), range_)
@@ -346,6 +354,7 @@ def generate(ctx: click.Context, revisions: tuple[str, ...], url: str | None, ch
              fmt: str) -> None:  # fmt: skip
     """Write the missing downgrade() bodies (missing, pass, only raising, or generated and now
     stale) of all revisions, or of REV ...; a hand-edited generated block is never overwritten."""
+    _no_empty("REV", revisions)
     from .reverse import generate as gen
 
     project = _project(ctx)
@@ -692,6 +701,8 @@ def verify(ctx: click.Context, range_: str | None, url: str | None, fmt: str, se
     """Round-trip every revision (or RANGE) on a scratch database: upgrade with snapshots, downgrade,
     compare schema and data, restore through rollback, upgrade again; exit 1 on any failure."""
     from . import verify as lib_verify
+
+    _no_empty("RANGE", (range_,))
 
     with err.status("verifying on a scratch database ...") as spinner:
         def progress(v: Any) -> None:

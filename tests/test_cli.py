@@ -204,3 +204,10 @@ def test_sigkill_mid_stream_leaves_no_usable_backup_and_prune_removes_it(pg_url:
     assert "interrupted" in out
     assert not data_file.parent.exists()
     assert json.loads(safety(ini, "backups", "--format", "json").stdout) == []
+
+
+def test_an_empty_revision_argument_is_a_usage_error(tmp_path: Path) -> None:
+    for command in ("plan", "verify", "generate"):
+        proc = safety(None, command, " ", check=False)
+        assert proc.returncode == 2, command
+        assert proc.stderr.strip().count("\n") == 0 and "is empty" in proc.stderr and "Traceback" not in proc.stderr

@@ -375,9 +375,19 @@ def test_a_hand_edited_manifest_cannot_send_the_restore_elsewhere(pg_url: sa.URL
         notes = next(t for t in data["tables"] if t["name"] == "notes")
         notes["definition"]["ddl"] = ["CREATE TABLE victim.planted (id integer)"]
 
+    def column_sql(what: str, text: str) -> Any:
+        def change(data: dict[str, Any]) -> None:  # a re-added column's type/default become SQL
+            for t in data["tables"]:
+                for col in t["definition"].get("columns") or []:
+                    if t.get("columns") and col["name"] in t["columns"]:
+                        col[what] = text
+        return change
+
     edited(other_schema)
     edited(extra_statement)
     edited(ddl_for_another_table)
+    edited(column_sql("default", "NULL; DELETE FROM victim.orders; --"))
+    edited(column_sql("type", "text DEFAULT (SELECT count(*) FROM victim.orders)"))
     path.write_text(original)
     result = runs.cmd("safety", "rollback", backup_id, "--confirm", good["confirmation_code"], "--format", "json")
     assert json.loads(result.stdout)["ok"] is True

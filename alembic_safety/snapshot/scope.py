@@ -47,6 +47,28 @@ def check_scope(manifest: Manifest, schemas: Iterable[str | None], default_schem
                                 f"{manifest.revision_to} does not touch (it may only hold tables of: {shown}); "
                                 "the manifest was changed: nothing is restored from it")  # fmt: skip
         _check_ddl(manifest.id, t, schema, default_schema, dialect)
+        _check_columns(manifest.id, t, dialect)
+
+
+def _check_columns(backup_id: str, t: TableSnapshot, dialect: str) -> None:
+    """A re-added column's recorded type and default become SQL (``ADD COLUMN name TYPE DEFAULT
+    expr``): each must be one expression — no statement separator, no query inside."""
+    for col in t.definition.get("columns") or []:
+        if not isinstance(col, dict):
+            continue
+        for what in ("type", "default"):
+            text = col.get(what)
+            if text is None:
+                continue
+            try:
+                kinds = {tok.token_type for tok in sqlglot.tokenize(str(text), read=sqlglot_dialect(dialect))}
+            except sqlglot.errors.SqlglotError:
+                kinds = {TokenType.SEMICOLON}
+            if kinds & {TokenType.SEMICOLON, TokenType.SELECT, TokenType.INSERT, TokenType.UPDATE,
+                        TokenType.DELETE}:  # fmt: skip
+                raise BackupCorrupt(f"backup {backup_id}: the recorded {what} of column {col.get('name')!r} of "
+                                    f"{t.key} is not a single expression; the manifest was changed: nothing is "
+                                    "restored from it")  # fmt: skip
 
 
 def _check_ddl(backup_id: str, t: TableSnapshot, schema: str | None, default_schema: str | None,
