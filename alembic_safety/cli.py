@@ -183,7 +183,13 @@ def backups(ctx: click.Context, fmt: str) -> None:
     else:
         out.print(_table_of_backups(items))
     for i in incomplete:
-        out.print(f"[yellow]incomplete[/yellow] {i.id}: {i.reason} (not usable; `alembic-safety prune` removes it)")
+        if i.removable:
+            fate = "`alembic-safety prune` removes it"
+        elif i.reason.startswith("in progress"):
+            fate = "still being written"
+        else:
+            fate = "kept as evidence, prune leaves it: remove it by hand once read"
+        out.print(f"[yellow]incomplete[/yellow] {i.id}: {i.reason} (not usable; {fate})", markup=True)
 
 
 @main.command()
