@@ -132,7 +132,7 @@ def test_without_a_database_what_the_text_cannot_tell_is_manual(tmp_path: Path) 
     sync_folder(folder)
     script = {f.name: rollback_paths(f)[0].read_text() for f in forward_files(folder)}
     drop_website = script["20240301002100_drop_website.sql"]
-    assert "-- MANUAL: decide by hand: column website of public.profiles is not defined in the earlier files" in (
+    assert "-- MANUAL: decide by hand: column website of public.profiles is not known from the earlier files' text" in (
         drop_website)
     assert "IRREVERSIBLE" not in "".join(script.values())
     # definitions the text does tell: the policy replaced in a later file, the view, the function

@@ -366,9 +366,8 @@ class _Ctx:
         """The pre-state lacks ``what``: irreversible when the pre-state was reflected, a manual
         item when it was read from earlier files' text."""
         if self.partial:
-            return self.manual(f"{what} is not defined in the earlier files in a way sql-rollback can follow "
-                               "without a database: recreate it by hand, or run sql-rollback with --scratch-url "
-                               "for its exact definition")  # fmt: skip
+            return self.manual(f"{what} is not known from the earlier files' text alone: recreate it by hand, or "
+                               "run sql-rollback with --scratch-url for its exact definition")  # fmt: skip
         return self.irreversible(f"the schema before the revision has no {what}: {lacks}")
 
     # identifiers
