@@ -282,14 +282,24 @@ def emergency_plan(folder: Path, result: FolderResult, *, shown: int = 10,
     newest = list(reversed(result.rollbacks))[:shown]
     rows = [
         {"forward": r.forward.name, "version": version(r.forward), "script": rollback_paths(r.forward)[0].name,
-         "runbook": rollback_paths(r.forward)[1].name, "manual": len(r.manual),
-         "non_transactional": len(r.non_transactional)}
+         "runbook": rollback_paths(r.forward)[1].name, **_step_counts(r)}
         for r in newest
     ]  # fmt: skip
     previous = version(result.rollbacks[-2].forward) if len(result.rollbacks) > 1 else "base"
     return render("sqlrollback/emergency.md.j2", templates_dir_override=templates_dir, folder=str(folder),
                   rows=rows, total=len(result.rollbacks), previous=previous,
                   newest=rows[0]["forward"] if rows else None)  # fmt: skip
+
+
+def _step_counts(r: Rollback) -> dict[str, int]:
+    """Manual and non-transactional steps of the script as it is on disk (kept when made from a
+    database replay, or edited by hand), else as generated."""
+    script, _ = rollback_paths(r.forward)
+    if not script.exists():
+        return {"manual": len(r.manual), "non_transactional": len(r.non_transactional)}
+    text = read_text(script)
+    return {"manual": len(re.findall(r"^-- MANUAL: ", text, re.M)),
+            "non_transactional": len(re.findall(r"^-- not in a transaction: ", text, re.M))}  # fmt: skip
 
 
 def sync_emergency_plan(folder: Path, result: FolderResult, *, check: bool = False,
