@@ -142,7 +142,12 @@ class RollbackPlan:
 def confirmation_code(backup_id: str, current: Sequence[str], mode: str) -> str:
     """Six characters derived from the backup id, the current head(s) and the mode: the same
     plan always has the same code, and a code stops working once the database moved on."""
-    digest = hashlib.sha256(f"{backup_id}|{'+'.join(sorted(current))}|{mode}".encode()).digest()
+    return code_for(backup_id, "+".join(sorted(current)), mode)
+
+
+def code_for(*parts: str) -> str:
+    """Six characters derived from ``parts``: a plan's confirmation code (also sql-rollback's)."""
+    digest = hashlib.sha256("|".join(parts).encode()).digest()
     return "".join(_CODE_ALPHABET[b % len(_CODE_ALPHABET)] for b in digest[:6])
 
 

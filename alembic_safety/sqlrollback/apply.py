@@ -14,7 +14,6 @@ folder counts as applied, and the plan says so.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ..audit import AuditLog
 from ..config import SafetyConfig
 from ..errors import ConfirmationRequired, RollbackFailed, SafetyError, UsageError
 from ..reverse.sql import shorten, split_statements
+from ..rollback import code_for
 from ..snapshot.backup import BackupRequest, take_backup
 from ..snapshot.policy import SnapshotRequest
 from ..snapshot.reflect import LiveCatalog
@@ -41,7 +41,6 @@ from .replay import replayable, scratch_engine
 HISTORY_SCHEMA = "supabase_migrations"
 HISTORY_TABLE = "schema_migrations"
 _MANUAL = re.compile(r"^-- MANUAL: (.*)$", re.M)
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 @dataclass(frozen=True)
@@ -165,11 +164,6 @@ def _applied(conn: sa.Connection) -> set[str] | None:
     return {str(v) for v in conn.execute(sa.select(history.c.version)).scalars()}
 
 
-def _code(*parts: str) -> str:
-    digest = hashlib.sha256("|".join(parts).encode()).digest()
-    return "".join(_CODE_ALPHABET[b % len(_CODE_ALPHABET)] for b in digest[:6])
-
-
 def _plan(conn: sa.Connection, folder: Path, target: str, database: str) -> ApplyPlan:
     forwards = forward_files(folder)
     if not forwards:
@@ -198,7 +192,7 @@ def _plan(conn: sa.Connection, folder: Path, target: str, database: str) -> Appl
     if any("CONCURRENTLY" in s.upper() for step in steps for s in split_statements(read_text(step.script), DIALECT)):
         notes.append("CONCURRENTLY statements run without it, inside the transaction: each locks its table while "
                      "it runs")  # fmt: skip
-    code = _code(database, wanted, *(f"{s.version}:{sha256(read_text(s.script))}" for s in steps),
+    code = code_for(database, wanted, *(f"{s.version}:{sha256(read_text(s.script))}" for s in steps),
                  *sorted(applied or ()))  # fmt: skip
     return ApplyPlan(folder, database, wanted, steps, tuple(tables), applied is not None, tuple(notes), code)
 
