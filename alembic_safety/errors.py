@@ -79,9 +79,9 @@ class LockTimeout(SnapshotError):
 
 
 class BackupCorrupt(SafetyError):
-    """A backup's files or manifest do not match its checksums."""
-
-    exit_code = 1
+    """A backup's files or manifest do not match its checksums, or its manifest cannot be read:
+    the backup is refused (exit 2, nothing changed).  ``show --verify`` reports such mismatches
+    as findings instead (exit 1)."""
 
 
 class IrreversibleRevision(SafetyError):

@@ -1,6 +1,6 @@
 """Bad input, through the real commands: every case is one line on stderr (``alembic-safety:``,
-no traceback), a non-zero exit (2 for usage/configuration, 1 for a corrupt backup as the README
-documents), and nothing changed — the database's tables and the project folder (backups
+no traceback), exit 2 (usage, configuration, or a backup that cannot be used; ``show --verify`` alone reports a
+damaged backup's mismatches with exit 1, as a finding), and nothing changed — the database's tables and the project folder (backups
 included) are compared before and after.  Hostile identifiers (quotes, spaces, unicode, mixed
 case, reserved words, ``x"; DROP TABLE y; --``) round-trip through snapshots, ``show --verify``
 and ``rollback`` on PostgreSQL without touching any other table."""
@@ -202,14 +202,14 @@ def test_hand_edited_manifest_is_refused_and_nothing_outside_is_read(project: Pr
     listed = json.loads(run(project.ini, "backups", "--format", "json").stdout)
     [entry] = [b for b in listed if b["id"] == backup_id]
     assert entry["complete"] is False and fragment in entry["reason"]  # listed, as unusable
-    # corrupt backups exit 1: the README's "the command ran and found problems (a backup ... is corrupt)"
+    # a backup whose manifest cannot be trusted is refused like any unusable input: exit 2
     refused = [["show", backup_id, "--verify"], ["rollback", backup_id, "--confirm", "ABCDEF"]]
     if case == "broken JSON":
         text = run(project.ini, "backups")
         assert text.returncode == 0 and "incomplete" in text.stdout and "Traceback" not in text.stderr
         refused += [["show", backup_id], ["rollback", backup_id[:12], "--dry-run"]]
     for args in refused:
-        line = one_line(run(project.ini, *args), code=1)
+        line = one_line(run(project.ini, *args), code=2)
         assert fragment in line and backup_id in line, (args, line)
     assert project.state(*RECORDS) == before
 
@@ -261,7 +261,7 @@ def test_damaged_backup_fails_verification_and_rollback_changes_nothing(project:
     assert "failed verification" in one_line(proc, code=1)  # README: exit 1 on a mismatch or a stray file
     assert "BAD" in proc.stdout
     proc = run(project.ini, "rollback", backup_id, "--confirm", plan["confirmation_code"])
-    line = one_line(proc, code=1)
+    line = one_line(proc, code=2)
     assert backup_id in line and "nothing was changed" in line, line
     assert project.state(*RECORDS) == before
 

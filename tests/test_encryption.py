@@ -291,7 +291,7 @@ def test_missing_wrong_key_and_tampering_are_refused(tmp_path: Path) -> None:
     bad = run(ini, "show", backup_id, "--verify", "--format", "json", key=key)
     assert bad.returncode == 1
     assert any(not v["ok"] and "authentication" in v["detail"] for v in json.loads(bad.stdout)["verify"])
-    refused(_confirm(ini, backup_id, key), 1, "failed verification")
+    refused(_confirm(ini, backup_id, key), 2, "failed verification")
     victim.write_bytes(original)
     # a hand-edited manifest (another schema for a table): refused, whatever its checksums say
     manifest_path = folder / "manifest.json"
@@ -302,7 +302,7 @@ def test_missing_wrong_key_and_tampering_are_refused(tmp_path: Path) -> None:
     bad = run(ini, "show", backup_id, "--verify", "--format", "json", key=key)
     assert bad.returncode == 1
     assert all(not v["ok"] and "manifest was changed" in v["detail"] for v in json.loads(bad.stdout)["verify"])
-    refused(_confirm(ini, backup_id, key), 1, "manifest was changed")
+    refused(_confirm(ini, backup_id, key), 2, "manifest was changed")
     manifest_path.write_text(text)
     assert run(ini, "show", backup_id, "--verify", key=key).returncode == 0
     assert (_notes(engine) if sa.inspect(engine).has_table("notes") else None) == state  # nothing changed

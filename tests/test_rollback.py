@@ -264,7 +264,7 @@ def test_corrupted_backup_is_refused(db: str, request: pytest.FixtureRequest, tm
             conn.execute(sa.update(sa.table(name, sa.column("score"), schema="alembic_safety")).values(score=999))
     state = (data(engine), schema(engine), version(engine))
     proc = run_safety(ini, "rollback", backup_id, "--confirm", code)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "failed verification" in proc.stderr and "refused" in proc.stderr
     assert (data(engine), schema(engine), version(engine)) == state
 

@@ -162,7 +162,7 @@ def test_merge_files_store_on_postgresql(pg_url: sa.URL, tmp_path: Path, engine_
     companion.write_bytes(good[:-8] + b"\0" * 8)
     code = plan_json(ini, backup_id)["confirmation_code"]
     refused = run_safety(ini, "rollback", backup_id, "--confirm", code)
-    assert refused.returncode == 1 and "post-step state" in refused.stdout + refused.stderr
+    assert refused.returncode == 2 and "post-step state" in refused.stdout + refused.stderr
     assert float(_scores(engine)[12]) == 999
     companion.write_bytes(good)
 

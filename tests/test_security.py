@@ -357,8 +357,8 @@ def test_a_hand_edited_manifest_cannot_send_the_restore_elsewhere(pg_url: sa.URL
         change(data)
         path.write_text(json.dumps(data))
         assert runs.cmd("safety", "show", backup_id, "--verify").returncode == 0  # the checksums still agree
-        _one_line(runs.cmd("safety", "rollback", backup_id, "--dry-run", code=None), 1, "manifest was changed")
-        _one_line(runs.cmd("safety", "rollback", backup_id, "--confirm", good["confirmation_code"], code=None), 1,
+        _one_line(runs.cmd("safety", "rollback", backup_id, "--dry-run", code=None), 2, "manifest was changed")
+        _one_line(runs.cmd("safety", "rollback", backup_id, "--confirm", good["confirmation_code"], code=None), 2,
                   "manifest was changed")  # fmt: skip
         assert state() == before
 
