@@ -1,11 +1,17 @@
 """Append-only audit log: one JSON object per line, appended and fsynced.
 
+A *routine* event (a step that put nothing at risk was applied) is written at once but fsynced
+with the next event that is not routine, or when the process exits: a killed process cannot lose
+it (the kernel has it), only a machine that loses power in between — and then the database's
+version table still says where it is.  Routine events are not mirrored into the database store.
+
 Every event carries ``ts`` (ISO 8601 UTC), ``event`` and event-specific fields.  Database URLs
 pass through :func:`redact_url` before they are written anywhere.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -23,6 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from .errors import SafetyError
 
 OPENING_EVENTS = ("backup_started", "rollback_started")  # these also record their writer (pid, host)
+_UNSYNCED: set[Path] = set()  # logs this process wrote routine events to and has not fsynced since
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)@")
 
 
@@ -61,25 +68,27 @@ class AuditLog:
         self.path = path
         self.mirror = mirror
 
-    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+    def write(self, event: str, *, routine: bool = False, **fields: Any) -> dict[str, Any]:
+        """Append one event.  ``routine``: fsynced later (with the next event that is not, or at
+        exit) and not mirrored — for the many events that record no backup and no failure."""
         record: dict[str, Any] = {"ts": isoformat(utcnow()), "event": event}
         if event in OPENING_EVENTS:  # so a reader can tell a running operation from a killed one
             record.update(pid=os.getpid(), host=socket.gethostname())
         record.update(fields)
         line = redact_text(json.dumps(record, default=str, ensure_ascii=False)) + "\n"
         try:
-            self._append(line)
+            self._append(line, sync=not routine)
         except OSError as exc:
             raise SafetyError(
                 f"cannot write the audit log {self.path} ({exc.strerror or exc}): nothing was done; free space "
                 "there, make it writable, or set backup_dir to a writable folder"
             ) from exc
-        if self.mirror is not None:
+        if self.mirror is not None and not routine:
             with suppress(Exception):  # the file is the record; the mirror is a convenience
                 self.mirror(record)
         return record
 
-    def _append(self, line: str) -> None:
+    def _append(self, line: str, sync: bool = True) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -89,7 +98,11 @@ class AuditLog:
             data = line.encode("utf-8")
             while data:  # a short write (a nearly full disk) must not pass for a whole line
                 data = data[os.write(fd, data):]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)  # the earlier routine lines of this file too
+                _UNSYNCED.discard(self.path)
+            else:
+                _UNSYNCED.add(self.path)
         finally:
             os.close(fd)
 
@@ -111,6 +124,19 @@ class AuditLog:
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         return list(deque(self.read(), maxlen=n))
+
+
+@atexit.register
+def sync_routine_events() -> None:
+    """fsync every log this process left routine events unsynced in (at exit; callable any time)."""
+    for path in list(_UNSYNCED):
+        with suppress(OSError):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _UNSYNCED.discard(path)
 
 
 @dataclass(frozen=True)

@@ -278,7 +278,8 @@ class SafetySession:
         for hook in AFTER_STEP_HOOKS:
             hook(self, ctx, info)
         self.audit.write(
-            "revision_applied", revision=revision, direction=direction, revision_from=rev_from,
+            "revision_applied", routine=pending.backup is None, revision=revision, direction=direction,
+            revision_from=rev_from,
             revision_to=rev_to, seconds=round(info.seconds, 3), run_id=self.run_id,
             backup_id=pending.backup.id if pending.backup else None, offline=ctx.as_sql,
             database=None if ctx.as_sql or ctx.connection is None else redact_url(ctx.connection.engine.url),

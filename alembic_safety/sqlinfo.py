@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
+if TYPE_CHECKING:  # sqlglot is imported when SQL is first read: a step without SQL never pays for it
+    from sqlglot import exp
 
 # sqlglot logs a warning for every statement it falls back to an opaque Command for; those
 # statements are reported through SqlEffect instead.
@@ -78,6 +78,7 @@ def sqlglot_dialect(dialect_name: str) -> str | None:
 
 
 def _table(t: exp.Expression) -> TableRef | None:
+    from sqlglot import exp
     if isinstance(t, exp.Schema):
         t = t.this
     if not isinstance(t, exp.Table) or not t.name:
@@ -86,11 +87,16 @@ def _table(t: exp.Expression) -> TableRef | None:
 
 
 def _cols_in_subqueries(node: exp.Expr) -> set[int]:
+    from sqlglot import exp
     return {id(c) for sub in node.find_all(exp.Subquery, exp.Select) for c in sub.find_all(exp.Column)}
 
 
 def where_columns(where_sql: str, dialect_name: str) -> set[str] | None:
     """Columns of the target table a WHERE text refers to (None when it cannot be read)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     try:
         node = sqlglot.parse_one(where_sql, read=sqlglot_dialect(dialect_name))
     except SqlglotError:
@@ -101,6 +107,9 @@ def where_columns(where_sql: str, dialect_name: str) -> set[str] | None:
 
 def analyze_sql(sql: str, dialect_name: str) -> list[SqlEffect]:
     """Split ``sql`` into statements and classify each."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
     read = sqlglot_dialect(dialect_name)
     try:
         parsed = sqlglot.parse(sql, read=read)
@@ -116,6 +125,8 @@ def _first_words(sql: str, n: int = 2) -> str:
 
 
 def _classify(stmt: exp.Expr, read: str | None) -> SqlEffect:
+    from sqlglot import exp
+
     if isinstance(stmt, exp.Drop):
         kind = (stmt.args.get("kind") or "").upper()
         tables = tuple(t for t in (_table(x) for x in stmt.args.get("tables") or [stmt.this]) if t)
@@ -175,6 +186,8 @@ def _classify(stmt: exp.Expr, read: str | None) -> SqlEffect:
 
 
 def _classify_alter(stmt: exp.Alter) -> SqlEffect:
+    from sqlglot import exp
+
     kind = (stmt.args.get("kind") or "").upper()
     table = _table(stmt.this)
     if kind != "TABLE" or table is None:

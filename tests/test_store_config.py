@@ -83,6 +83,24 @@ def test_audit_log_appends_and_survives_a_torn_line(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(tmp_path / "audit.jsonl").st_mode) == 0o600
 
 
+def test_routine_events_are_written_at_once_synced_later_and_not_mirrored(tmp_path: Path) -> None:
+    from alembic_safety import audit
+
+    mirrored: list[str] = []
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, lambda record: mirrored.append(record["event"]))
+    log.write("revision_applied", routine=True, revision="0001")
+    assert [e["event"] for e in AuditLog(path).read()] == ["revision_applied"]  # on disk for any reader now
+    assert mirrored == [] and path in audit._UNSYNCED
+    log.write("backup_started", backup_id="x")  # an event that matters: fsynced, with the routine line before it
+    assert mirrored == ["backup_started"] and path not in audit._UNSYNCED
+    log.write("revision_applied", routine=True, revision="0002")
+    assert path in audit._UNSYNCED
+    audit.sync_routine_events()  # what the process does at exit
+    assert path not in audit._UNSYNCED
+    assert [e.get("revision") for e in AuditLog(path).read()] == ["0001", None, "0002"]
+
+
 def test_backup_ids_sort_by_time_and_are_safe() -> None:
     a = new_backup_id("abc123", "Drop users; DROP TABLE x --", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
     b = new_backup_id(None, "", dt.datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=dt.timezone.utc))

@@ -72,6 +72,72 @@ def created_tables(step: RecordedStep) -> frozenset[TableRef]:
     return frozenset(out)
 
 
+# operations that shape a table without putting a row into it
+_SHAPING = (alembic_ops.CreateTableOp, alembic_ops.CreateIndexOp, alembic_ops.CreateForeignKeyOp,
+            alembic_ops.CreateUniqueConstraintOp, alembic_ops.CreateCheckConstraintOp,
+            alembic_ops.CreatePrimaryKeyOp, alembic_ops.AddColumnOp, alembic_ops.AlterColumnOp,
+            alembic_ops.CreateTableCommentOp, alembic_ops.DropTableCommentOp)  # fmt: skip
+
+
+def _sequence_start_set(op: alembic_ops.MigrateOperation) -> bool:
+    """Whether a created table's or added column's sequence starts where the step says (CHK302
+    may then have something to say about it)."""
+    columns = list(getattr(op, "columns", None) or [])
+    column = getattr(op, "column", None)
+    if column is not None:
+        columns.append(column)
+    for c in columns:
+        if not isinstance(c, sa.Column):
+            continue
+        identity = getattr(c, "identity", None)
+        if identity is not None and getattr(identity, "start", None) is not None:
+            return True
+        if isinstance(c.default, sa.Sequence) and c.default.start is not None:
+            return True
+    return False
+
+
+def leaves_rows_alone(step: RecordedStep) -> bool:
+    """The step only created tables from nothing (:func:`created_tables`) and shaped them —
+    indexes, constraints, columns, comments — and otherwise only added nullable (or defaulted)
+    columns without a foreign key, built plain indexes and set comments on existing tables; and
+    the whole of it was recorded: no SQL, no rows, nothing opaque.  Such a step cannot remove a
+    row, break a constraint the database did not check, or leave an index invalid: the new tables
+    are empty, the old ones keep every row as it was, and the schema checks (CHK1xx) would only
+    confirm DDL that just succeeded.  So the step checks read nothing before or after it.  A step
+    that sets a sequence's start is not one (CHK302 judges that)."""
+    if not step.complete or step.opaque or not step.ops:
+        return False
+    fresh = created_tables(step)
+    for op in flatten(step.ops):
+        if not isinstance(op, _SHAPING) or _sequence_start_set(op):
+            return False
+        if _shaped_table(op) in fresh:
+            continue
+        if not _harmless_on_existing(op):
+            return False
+    return True
+
+
+def _harmless_on_existing(op: alembic_ops.MigrateOperation) -> bool:
+    if isinstance(op, (alembic_ops.CreateTableCommentOp, alembic_ops.DropTableCommentOp)):
+        return True
+    if isinstance(op, alembic_ops.CreateIndexOp):  # built in the step's transaction: valid, or the step failed
+        return not any(k.endswith("_concurrently") and v for k, v in op.kw.items())
+    if isinstance(op, alembic_ops.AddColumnOp):
+        column = op.column
+        return not column.foreign_keys and not column.constraints and (
+            column.nullable is not False or column.server_default is not None)
+    return False
+
+
+def _shaped_table(op: alembic_ops.MigrateOperation) -> TableRef | None:
+    if isinstance(op, alembic_ops.CreateForeignKeyOp):
+        return TableRef(op.source_table, op.kw.get("source_schema"))
+    name = getattr(op, "table_name", None)
+    return TableRef(name, getattr(op, "schema", None)) if isinstance(name, str) else None
+
+
 def _savepoint(conn: sa.Connection) -> Any:
     from contextlib import nullcontext
 
@@ -105,7 +171,7 @@ def checks_before_step(session: SafetySession, mctx: MigrationContext, start: St
     report = risks_of(start.recorded)
     fresh = created_tables(start.recorded)
     named = [t for t in report.named if t not in fresh]
-    if report.incomplete or not named:
+    if report.incomplete or not named or leaves_rows_alone(start.recorded):
         return
     try:
         with _savepoint(conn):
@@ -201,9 +267,13 @@ def checks_after_step(session: SafetySession, mctx: MigrationContext, info: Step
     conn = mctx.connection
     if mctx.as_sql or conn is None or info.recorded is None or config.checks == "off":
         return
+    step_name = f"{info.direction} {info.revision_from or 'base'} -> {info.revision_to or 'base'}"
+    if leaves_rows_alone(info.recorded):
+        log.info("checks after %s: the step only created or widened tables and left every row as it was: "
+                 "nothing to read", step_name)  # fmt: skip
+        return
     facts = StepFacts(info.revision, info.direction, info.recorded, info.state.get(BEFORE_KEY) or {})
     ctx, run = _checked(conn, mctx, config, facts)
-    step_name = f"{info.direction} {info.revision_from or 'base'} -> {info.revision_to or 'base'}"
     for f in run.warnings:
         log.warning("check %s", f.one_line())
         session.audit.write("check_warning", revision=info.revision, direction=info.direction, run_id=session.run_id,
