@@ -1,9 +1,10 @@
 """Bad input, through the real commands: every case is one line on stderr (``alembic-safety:``,
-no traceback), exit 2 (usage, configuration, or a backup that cannot be used; ``show --verify`` alone reports a
-damaged backup's mismatches with exit 1, as a finding), and nothing changed — the database's tables and the project folder (backups
-included) are compared before and after.  Hostile identifiers (quotes, spaces, unicode, mixed
-case, reserved words, ``x"; DROP TABLE y; --``) round-trip through snapshots, ``show --verify``
-and ``rollback`` on PostgreSQL without touching any other table."""
+no traceback), exit 2 (usage, configuration, or a backup that cannot be used; ``show --verify``
+alone reports a damaged backup's mismatches with exit 1, as a finding), and nothing changed — the
+database's tables and the project folder (backups included) are compared before and after.
+Hostile identifiers (quotes, spaces, unicode, mixed case, reserved words, ``x"; DROP TABLE y;
+--``) round-trip through snapshots, ``show --verify`` and ``rollback`` on PostgreSQL without
+touching any other table."""
 
 from __future__ import annotations
 

@@ -262,8 +262,8 @@ def _session_step(conn: sa.Connection, tmp_path: Path, step: Step) -> tuple[Safe
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("with_fk", [False, True])
-def test_checks_after_a_step_that_only_creates_or_widens_tables_send_nothing(pg_url: sa.URL, engine_for: Any, tmp_path: Path,
-                                                                   with_fk: bool) -> None:  # fmt: skip
+def test_checks_after_a_step_that_only_creates_or_widens_tables_send_nothing(
+        pg_url: sa.URL, engine_for: Any, tmp_path: Path, with_fk: bool) -> None:  # fmt: skip
     engine = engine_for(pg_url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE parent (id integer PRIMARY KEY)"))
