@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -210,6 +211,17 @@ def test_the_real_manifest_loads_and_round_trips() -> None:
     manifest = Manifest.from_json(json.dumps(REAL), where="real")
     assert manifest.tables[0].post is not None and manifest.tables[0].file == "001.jsonl.zst"
     assert json.loads(manifest.to_json())["tables"][0]["stored_columns"] == ["id", "v"]
+
+
+def test_a_null_definition_is_refused_not_read_as_none_recorded() -> None:
+    """Found by the property above: ``"definition": null`` loaded as ``{}`` (what was written is
+    not what loads).  Left out, it means no definition was recorded; null is refused."""
+    doc = json.loads(json.dumps(REAL))
+    doc["tables"][0]["definition"] = None
+    with pytest.raises(SafetyError, match="definition must be an object"):
+        Manifest.from_json(json.dumps(doc), where="edited")
+    del doc["tables"][0]["definition"]
+    assert Manifest.from_json(json.dumps(doc), where="left out").tables[0].definition == {}
 
 
 @given(revision=st.text(max_size=40) | st.none(), name=st.text(max_size=80))

@@ -222,8 +222,6 @@ def _int(value: Any, what: str, low: int) -> int:
 
 
 def _dict(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
     if not isinstance(value, dict):
         raise TypeError(f"{what} must be an object, not {type(value).__name__}")
     return value
@@ -260,7 +258,7 @@ def _table_from(data: Any, where: str, store: str) -> TableSnapshot:
         format=_choice(data["format"], "format", FILE_FORMATS if store == "files" else TABLE_FORMATS),
         stored_columns=_texts(data.get("stored_columns", ()), "stored_columns"),
         reasons=_texts(data.get("reasons", ()), "reasons"),
-        definition=_dict(data.get("definition"), "definition"),
+        definition=_dict(data.get("definition", {}), "definition"),  # left out: none recorded; null: refused
         post=_post_from(data.get("post"), where, store),
     )
 
