@@ -36,7 +36,7 @@ from .checks.step import LIVE_BEFORE_KEY, checks_after_step, checks_before_step
 from .config import SafetyConfig, from_alembic_config
 from .errors import SafetyError
 from .offline import database_store_statements, files_store_statements
-from .record import RecordedStep, record
+from .record import RecordedStep, offline_context, record
 from .snapshot.backup import BackupRequest, database_store, snapshot_schema, take_backup
 from .snapshot.dbstore import MOVED, DatabaseStore
 from .snapshot.manifest import Manifest
@@ -110,6 +110,10 @@ class SafetySession:
     backups: list[str] = field(default_factory=list)
 
     mirror: Callable[[dict[str, Any]], None] | None = None  # the database store's events table
+    # kept for the run: the recording target (it never executes anything) and the database store
+    # once it exists (its schema and catalogue are not looked up again before every backup)
+    _recording: MigrationContext | None = None
+    _db: DatabaseStore | None = None
 
     @property
     def audit(self) -> AuditLog:
@@ -122,8 +126,10 @@ class SafetySession:
         down = _rev_str(script.down_revision)
         rev_from, rev_to = (down, script.revision) if upgrade else (script.revision, down)
         started = time.monotonic()
+        if self._recording is None:
+            self._recording = offline_context(mctx.dialect, _recording_opts(mctx))
         recorded = record(fn, mctx.dialect, args=args, kwargs=kwargs, environment=self.environment,
-                          offline_mode=mctx.as_sql, context_opts=_recording_opts(mctx))  # fmt: skip
+                          offline_mode=mctx.as_sql, context=self._recording)  # fmt: skip
         report = risks_of(recorded)
         for reason in report.opaque:
             self.audit.write("step_opaque", revision=script.revision, direction=direction, reason=reason)
@@ -162,6 +168,9 @@ class SafetySession:
             raise SafetyError(
                 "alembic-safety needs a connection: call install(context) after context.configure(connection=...)"
             )
+        if self.config.snapshot == "at-risk" and not report.risks and not report.opaque:
+            log.info("%s %s: nothing at risk, no snapshot", direction, script.revision)
+            return None, None  # nothing to look up: the policy asks for nothing whatever exists
         catalog = LiveCatalog(conn, version_table=mctx.version_table, version_schema=mctx.version_table_schema,
                               safety_schema=snapshot_schema(conn, self.config.snapshot_schema))  # fmt: skip
         state[LIVE_BEFORE_KEY] = catalog  # the before-step checks read the same moment: names read once
@@ -171,9 +180,10 @@ class SafetySession:
         if not requests:
             log.info("%s %s: nothing at risk, no snapshot", direction, script.revision)
             return None, None
-        db = database_store(conn, self.config)
+        db = self._db if self._db is not None and self._db.conn is conn else database_store(conn, self.config)
         if db is not None:
             db.ensure()
+            self._db = db
             self.mirror = db.record_event
         move = frozenset(r.table for r in requests if is_pure_drop(r)) if db is not None else frozenset()
         manifest = take_backup(

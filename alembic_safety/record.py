@@ -189,10 +189,13 @@ def record(
     environment: Any = None,
     offline_mode: bool = False,
     context_opts: dict[str, Any] | None = None,
+    context: MigrationContext | None = None,
 ) -> RecordedStep:
-    """Call ``fn`` with every ``op``/``context`` call captured; never touches a database."""
+    """Call ``fn`` with every ``op``/``context`` call captured; never touches a database.
+    ``context``: an :func:`offline_context` to record into (one can serve every step of a run:
+    nothing is executed through it), else a new one with ``context_opts``."""
     sink = _Sink(dialect)
-    ctx = offline_context(dialect, context_opts)
+    ctx = context if context is not None else offline_context(dialect, context_opts)
     recorder = _RecordingOperations(ctx, sink)
     env = _RecordingEnvironment(environment, ctx, sink, offline_mode)
     with _compat.proxies_swapped(recorder, env):

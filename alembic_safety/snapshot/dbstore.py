@@ -170,6 +170,8 @@ class DatabaseStore:
 
     # -- setup -------------------------------------------------------------------------------
     def exists(self) -> bool:
+        if self._ready:  # made or found by ensure() on this connection
+            return True
         insp = sa.inspect(self.conn)
         return self.schema in insp.get_schema_names() and insp.has_table("backups", schema=self.schema)
 
