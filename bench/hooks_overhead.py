@@ -2,12 +2,13 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/hooks_overhead.py [--revisions 100] [--rounds 5] [--keep]
+    .venv/bin/python bench/hooks_overhead.py [--revisions 100] [--rounds 5] [--history mixed|create] [--keep]
         [--url postgresql://postgres@127.0.0.1:5432/alembic_safety_bench_hooks]
 
 It generates one Alembic project (``alembic init``, generic template) with ``--revisions``
-revisions in one chain: each creates an empty table; every 10th also adds a column to an earlier
-table and every 25th drops an earlier (empty) table.  Two copies of it differ only in env.py and
+revisions in one chain: each creates an empty table; in the default ``mixed`` history every 10th
+also adds a column to an earlier table and every 25th drops an earlier (empty) table, which takes a
+backup (``--history create``: only the empty tables, the issue's literal case).  Two copies of it differ only in env.py and
 alembic.ini: ``wired`` is what ``alembic-safety init`` makes of it (the ``alembic_safety.install(
 context)`` line and the ``[alembic_safety]`` section with its defaults), ``plain`` is untouched.
 
@@ -60,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", action="store_true",
                    help="also time the wired project with -x checks=off (what the step checks cost)")
     p.add_argument("--keep", action="store_true", help="keep the folder (the database is always dropped)")
+    p.add_argument("--history", choices=("mixed", "create"), default="mixed",
+                   help="mixed (default): every 10th revision also adds a column, every 25th drops a table; "
+                        "create: every revision only creates an empty table")
     args = p.parse_args(argv)
     if args.revisions < 1 or args.rounds < 1:
         p.error("--revisions and --rounds must be at least 1")
@@ -71,13 +75,16 @@ def server_url(args: argparse.Namespace) -> sa.URL:
 
 
 # -- the history -----------------------------------------------------------------------------------
-def revision_body(n: int) -> list[str]:
-    """Revision ``n`` (1-based): a new empty table; every 10th adds a column to the table made 5
-    revisions earlier, every 25th drops the table made 20 revisions earlier."""
+def revision_body(n: int, history: str = "mixed") -> list[str]:
+    """Revision ``n`` (1-based): a new empty table; in the ``mixed`` history every 10th also adds a
+    column to the table made 5 revisions earlier, every 25th drops the table made 20 revisions
+    earlier (a backup: the drop becomes a move)."""
     lines = [
         f"op.create_table('t_{n:04d}', sa.Column('id', sa.Integer, primary_key=True), "
         "sa.Column('name', sa.Text, nullable=False), sa.Column('created_at', sa.DateTime(timezone=True)))"
     ]
+    if history == "create":
+        return lines
     if n % 10 == 0 and n > 5:
         lines.append(f"op.add_column('t_{n - 5:04d}', sa.Column('extra', sa.Integer))")
     if n % 25 == 0 and n > 20:
@@ -85,10 +92,10 @@ def revision_body(n: int) -> list[str]:
     return lines
 
 
-def write_history(versions: Path, count: int) -> None:
+def write_history(versions: Path, count: int, history: str = "mixed") -> None:
     for n in range(1, count + 1):
         rev, down = f"r{n:04d}", (f"r{n - 1:04d}" if n > 1 else None)
-        body = "\n    ".join(revision_body(n))
+        body = "\n    ".join(revision_body(n, history))
         (versions / f"{rev}.py").write_text(
             f'"""revision {n}\n\nRevision ID: {rev}\nRevises: {down or ""}\n"""\n'
             "import sqlalchemy as sa\nfrom alembic import op\n\n"
@@ -98,7 +105,7 @@ def write_history(versions: Path, count: int) -> None:
         )
 
 
-def make_project(folder: Path, url: sa.URL, driver: str, count: int, *, wired: bool) -> Path:
+def make_project(folder: Path, url: sa.URL, driver: str, count: int, *, wired: bool, history: str = "mixed") -> Path:
     """``alembic init`` (generic), the history, and for ``wired`` what ``alembic-safety init`` adds."""
     from alembic import command
     from alembic.config import Config
@@ -119,7 +126,7 @@ def make_project(folder: Path, url: sa.URL, driver: str, count: int, *, wired: b
         parser.set("alembic_safety", "backup_dir", str(folder / "backups").replace("%", "%%"))
     with ini.open("w", encoding="utf-8") as fh:
         parser.write(fh)
-    write_history(folder / "migrations" / "versions", count)
+    write_history(folder / "migrations" / "versions", count, history)
     return ini
 
 
@@ -181,18 +188,21 @@ class Result:
     plain_rounds: tuple[float, ...]
     wired_rounds: tuple[float, ...]
     no_checks: float | None = None  # wired with -x checks=off, when measured
+    history: str = "mixed"
 
     @property
     def verdict(self) -> str:
         return "PASS" if self.ratio <= RATIO_TARGET else "MISS"
 
     def markdown(self) -> str:
-        return (f"| hooks on `alembic upgrade head`, {self.revisions} revisions of empty tables | {self.wired:.2f} s | "
+        what = "creating empty tables" if self.history == "create" else "of empty tables, 4 drops, 9 added columns"
+        return (f"| hooks on `alembic upgrade head`, {self.revisions} revisions {what} | {self.wired:.2f} s | "
                 f"plain {self.plain:.2f} s | {self.ratio:.2f} | ≤ {RATIO_TARGET} | {self.verdict.lower()} |")
 
 
 def measure(url: sa.URL, driver: str, revisions: int, rounds: int, workdir: str | None = None,
-            keep: bool = False, profile_to: Path | None = None, split: bool = False) -> Result:  # fmt: skip
+            keep: bool = False, profile_to: Path | None = None, split: bool = False,
+            history: str = "mixed") -> Result:  # fmt: skip
     """Both projects, ``rounds`` fresh-database upgrades each (rotating which goes first), medians.
     ``split`` adds a third side, the wired project with ``-x checks=off`` (the snapshot hooks
     alone), to show what the step checks cost."""
@@ -201,7 +211,8 @@ def measure(url: sa.URL, driver: str, revisions: int, rounds: int, workdir: str 
         alembic_exe = shutil.which("alembic") or alembic_exe
     folder = Path(tempfile.mkdtemp(prefix="alembic-safety-bench-hooks-", dir=workdir))
     try:
-        inis = {wired: make_project(folder / ("wired" if wired else "plain"), url, driver, revisions, wired=wired)
+        inis = {wired: make_project(folder / ("wired" if wired else "plain"), url, driver, revisions, wired=wired,
+                                    history=history)
                 for wired in (True, False)}  # fmt: skip
         series = {True: Series(), False: Series()}
         no_checks = Series()
@@ -220,7 +231,8 @@ def measure(url: sa.URL, driver: str, revisions: int, rounds: int, workdir: str 
         plain, wired_s = Series.med(series[False].seconds), Series.med(series[True].seconds)
         return Result(revisions, rounds, plain, wired_s, wired_s / plain, Series.med(series[True].steps),
                       int(statistics.median(series[True].backups)), tuple(series[False].seconds),
-                      tuple(series[True].seconds), Series.med(no_checks.seconds) if split else None)  # fmt: skip
+                      tuple(series[True].seconds), Series.med(no_checks.seconds) if split else None,
+                      history)  # fmt: skip
     finally:
         if keep:
             print(f"kept: folder {folder}")
@@ -231,8 +243,8 @@ def measure(url: sa.URL, driver: str, revisions: int, rounds: int, workdir: str 
 def report(result: Result) -> None:
     print()
     print("=" * 96)
-    print(f"hooks overhead: `alembic upgrade head` of {result.revisions} revisions on a fresh PostgreSQL database, "
-          f"median of {result.rounds}")  # fmt: skip
+    print(f"hooks overhead: `alembic upgrade head` of {result.revisions} revisions ({result.history} history) on a "
+          f"fresh PostgreSQL database, median of {result.rounds}")  # fmt: skip
     for label, median, values in (("plain (no alembic-safety)  ", result.plain, result.plain_rounds),
                                   ("wired (alembic-safety init)", result.wired, result.wired_rounds)):
         print(f"  {label} {median:7.2f} s  (rounds: {', '.join(f'{x:.2f}' for x in values)})")
@@ -260,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start: {'/'.join(f'{x:.2f}' for x in loads)}")
     try:
         result = measure(url, args.driver, args.revisions, args.rounds, args.workdir, args.keep, args.profile,
-                         args.split)
+                         args.split, args.history)
     except sa.exc.OperationalError as exc:
         print(f"bench/hooks_overhead.py: cannot reach PostgreSQL: {str(exc.orig).strip()}", file=sys.stderr)
         return 2
