@@ -8,9 +8,10 @@ Run from the repository root::
 It generates one Alembic project (``alembic init``, generic template) with ``--revisions``
 revisions in one chain: each creates an empty table; in the default ``mixed`` history every 10th
 also adds a column to an earlier table and every 25th drops an earlier (empty) table, which takes a
-backup (``--history create``: only the empty tables, the issue's literal case).  Two copies of it differ only in env.py and
-alembic.ini: ``wired`` is what ``alembic-safety init`` makes of it (the ``alembic_safety.install(
-context)`` line and the ``[alembic_safety]`` section with its defaults), ``plain`` is untouched.
+backup (``--history create``: only the empty tables, the issue's literal case).  Two copies of it
+differ only in env.py and alembic.ini: ``wired`` is what ``alembic-safety init`` makes of it (the
+``alembic_safety.install(context)`` line and the ``[alembic_safety]`` section with its defaults),
+``plain`` is untouched.
 
 Each round, in rotating order, each copy runs ``alembic upgrade head`` on a fresh database
 (created, marked by a comment, and dropped by this script; it refuses any other), and the

@@ -449,3 +449,28 @@ def test_restore_casts_a_user_typed_key_and_keeps_the_length_check_of_strings(pg
         store = DatabaseStore(conn, "alembic_safety")
         with pytest.raises(sa.exc.DataError, match="too long"):
             store.restore_insert(snap, TableRef("narrow"))
+
+
+def test_a_catalogue_row_that_does_not_read_is_listed_unusable_and_kept(db_url: sa.URL, tmp_path: Path,
+                                                                       engine_for) -> None:  # fmt: skip
+    """A hand-edited (or damaged) manifest in the catalogue: listed as unusable with the reason,
+    refused by show and rollback with one line (exit 2), never pruned, its snapshot tables kept."""
+    ini = copy_example("shop", tmp_path / "shop", db_url)
+    alembic(ini, "upgrade", "0002")
+    [backup] = [b for b in backups_json(ini) if b["revision_to"] == "0002"]
+    engine = engine_for(db_url)
+    with engine.begin() as conn:
+        schema = _schema(conn)
+        tables_before = _snap_tables(conn)
+        backups = sa.table("backups", sa.column("id"), sa.column("manifest"), schema=schema)
+        conn.execute(sa.update(backups).where(backups.c.id == backup["id"]).values(manifest='{"id": "broken'))
+    listed = {b["id"]: b for b in backups_json(ini)}
+    assert listed[backup["id"]]["complete"] is False and "unreadable" in listed[backup["id"]]["reason"]
+    for args in (["show", backup["id"]], ["rollback", backup["id"], "--dry-run"]):
+        proc = safety(ini, *args, check=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert backup["id"] in proc.stderr
+    safety(ini, "prune", "--keep", "0")
+    with engine.connect() as conn:
+        assert _snap_tables(conn) == tables_before  # nothing of it removed
+    assert backup["id"] in {b["id"] for b in backups_json(ini)}

@@ -276,18 +276,23 @@ class DatabaseStore:
 
     # -- reading -----------------------------------------------------------------------------
     def list(self) -> builtins.list[Manifest]:
+        """The complete backups whose catalogue row reads; a row that does not is listed by
+        :meth:`incomplete` as unusable instead."""
+        return self._read_catalogue()[0]
+
+    def _read_catalogue(self) -> tuple[builtins.list[Manifest], builtins.list[IncompleteBackup]]:
         if not self.exists():
-            return []
-        out = []
+            return [], []
+        out, bad = [], []
         rows = self.conn.execute(
             sa.select(self.backups.c.id, self.backups.c.manifest).where(self.backups.c.complete.is_(True))
         )
         for backup_id, text in rows:
             try:
                 out.append(Manifest.from_json(text, where=f"backup {backup_id}"))
-            except BackupCorrupt:
-                continue
-        return sorted(out, key=lambda m: m.id, reverse=True)
+            except BackupCorrupt as exc:  # kept (never pruned by itself): its snapshot tables may be all there is
+                bad.append(IncompleteBackup(str(backup_id), None, f"unreadable: {exc.message}", False))
+        return sorted(out, key=lambda m: m.id, reverse=True), bad
 
     def get(self, backup_id: str) -> Manifest:
         if not backup_id or not re.fullmatch(r"[0-9A-Za-z_-]+", backup_id):
@@ -315,17 +320,19 @@ class DatabaseStore:
         return [n for n in sa.inspect(self.conn).get_table_names(schema=self.schema) if POST_TABLE.match(n)]
 
     def incomplete(self) -> builtins.list[IncompleteBackup]:
-        """Snapshot tables no catalogue row names (a MySQL/MariaDB backup killed half-way)."""
+        """Catalogue rows whose manifest does not read (listed, never removed by retention), and
+        snapshot tables no catalogue row names (a MySQL/MariaDB backup killed half-way)."""
         if not self.exists():
             return []
+        listed, out = self._read_catalogue()
         named = set()
-        for m in self.list():
+        for m in listed:
             named |= {t.file for t in m.tables}
+        unreadable = {inc.id.lower() for inc in out}
         orphans: dict[str, builtins.list[str]] = {}
         for name in self.snapshot_tables():
-            if name not in named:
+            if name not in named and not any(name.startswith("b" + u[:22]) for u in unreadable):
                 orphans.setdefault(name[1:23], []).append(name)
-        out = []
         now = datetime.now(timezone.utc)
         for stamp, names in sorted(orphans.items()):
             try:
