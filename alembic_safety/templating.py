@@ -37,7 +37,12 @@ def environment(extra_dir: str | None = None) -> jinja2.Environment:
 
 
 def render(name: str, /, *, templates_dir_override: str | None = None, **values: Any) -> str:
-    """Render template ``name``; any template problem becomes a SafetyError naming it."""
+    """Render template ``name``; any template problem becomes a SafetyError naming it.  A
+    ``templates_dir`` that is not a folder is an error (a typo would otherwise go unnoticed: the
+    shipped templates would be used silently)."""
+    if templates_dir_override and not Path(templates_dir_override).is_dir():
+        raise SafetyError(f"templates_dir = {templates_dir_override} is not a folder; create it with your "
+                          "templates (same names as the shipped ones) or remove the setting")  # fmt: skip
     try:
         return environment(templates_dir_override).get_template(name).render(**values)
     except jinja2.TemplateNotFound as exc:

@@ -179,3 +179,22 @@ def test_writers_during_upgrade_then_merge_rollback(pg_url: sa.URL, tmp_path: Pa
                 "tier": at_lock[key]["tier"] if key in at_lock and key not in changed_since else final[key]["tier"]}
         assert row == want, (key, row, want)
     assert any(t["changed_since"] for t in result["tables"])  # rows rewritten since the deploy were reported
+
+
+@pytest.mark.postgres
+def test_tables_are_locked_in_one_order_whatever_the_step_names_first(pg_url: sa.URL, engine_for: Any) -> None:
+    """Two migrators (or a migrator and a rollback) locking overlapping tables take the locks in
+    the same order (schema, then name), so one waits for the other instead of deadlocking."""
+    from alembic_safety.snapshot.backup import lock_tables
+    from alembic_safety.sqlinfo import TableRef
+
+    engine = engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE SCHEMA s2; CREATE TABLE zeta (id int); CREATE TABLE "Beta" (id int); '
+                             "CREATE TABLE s2.alpha (id int)")  # fmt: skip
+    seen: list[str] = []
+    with engine.begin() as conn:
+        sa.event.listen(conn, "before_cursor_execute", lambda *a: seen.append(str(a[2])))
+        lock_tables(conn, [TableRef("zeta"), TableRef("alpha", "s2"), TableRef("Beta"), TableRef("zeta")], 5)
+    [stmt] = [s for s in seen if s.startswith("LOCK TABLE")]
+    assert stmt == 'LOCK TABLE "Beta", zeta, s2.alpha IN SHARE ROW EXCLUSIVE MODE'

@@ -131,6 +131,14 @@ def test_templates_dir_restyles_a_template(shop: Path, tmp_path: Path) -> None:
     assert safety(shop, "emergency").stdout == "# Our plan\nheads: 0004; stop: kubectl scale deploy/shop --replicas=0\n"
 
 
+def test_a_templates_dir_that_is_not_a_folder_is_one_line(shop: Path) -> None:
+    shop.write_text(shop.read_text().replace("[alembic_safety]\n", "[alembic_safety]\ntemplates_dir = ../stlyes\n"))
+    for args in (["emergency"], ["docs", "--check"]):
+        proc = safety(shop, *args, check=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "templates_dir" in proc.stderr and "stlyes is not a folder" in proc.stderr
+
+
 def test_emergency_lists_the_newest_backups_and_the_configured_hooks(sqlite_url: sa.URL, tmp_path: Path) -> None:
     ini = copy_example("shop", tmp_path / "shop", sqlite_url, maintenance_command="./bin/maintenance on")
     plain = safety(ini, "emergency").stdout

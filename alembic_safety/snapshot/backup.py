@@ -62,7 +62,10 @@ def lock_tables(conn: sa.Connection, tables: Sequence[TableRef], timeout: float)
     if conn.dialect.name != "postgresql" or not tables:
         return
     prep = conn.dialect.identifier_preparer
-    names = ", ".join(prep.format_table(sa.table(t.name, schema=t.schema)) for t in tables)
+    # one order for every process (schema, then name): two migrators or a migrator and a rollback
+    # locking overlapping tables wait for each other instead of deadlocking
+    ordered = sorted(set(tables), key=lambda t: (t.schema or "", t.name))
+    names = ", ".join(prep.format_table(sa.table(t.name, schema=t.schema)) for t in ordered)
     prev = conn.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar_one()
     conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{int(timeout * 1000)}ms"})
     try:
