@@ -126,16 +126,21 @@ class AuditLog:
         return list(deque(self.read(), maxlen=n))
 
 
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder by its path (best effort: an error is not the caller's failure)."""
+    with suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @atexit.register
 def sync_routine_events() -> None:
     """fsync every log this process left routine events unsynced in (at exit; callable any time)."""
     for path in list(_UNSYNCED):
-        with suppress(OSError):
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fsync_path(path)
         _UNSYNCED.discard(path)
 
 

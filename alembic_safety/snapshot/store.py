@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from ..audit import pid_alive
+from ..audit import fsync_path, pid_alive
 from ..errors import BackupCorrupt, BackupNotFound, SafetyError
 from .crypto import Cipher, cipher_for_backup, cipher_from_env
 from .manifest import Manifest, valid_backup_id
@@ -88,14 +88,6 @@ class BackupStore(Protocol):
 
     def delete(self, backup_id: str) -> int: ...
 
-
-def _fsync_dir(path: Path) -> None:
-    with suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def make_private_dir(path: Path) -> None:
@@ -184,7 +176,7 @@ class _FileWriter:
         os.replace(tmp, self.path / MANIFEST)
         with suppress(FileNotFoundError):
             (self.path / IN_PROGRESS).unlink()
-        _fsync_dir(self.path)
+        fsync_path(self.path)
 
     def abort(self) -> None:
         for fh in self._open:
@@ -443,7 +435,7 @@ class FileStore:
             self.remote.upload(folder, [n for n in _file_names(manifest) if n not in _file_names(stored)])
             self.remote.publish_manifest(folder, tmp)
         os.replace(tmp, folder / MANIFEST)
-        _fsync_dir(folder)
+        fsync_path(folder)
 
     def delete(self, backup_id: str) -> int:
         """Remove one backup folder; returns the bytes freed."""
